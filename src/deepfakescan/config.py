@@ -1,0 +1,84 @@
+"""One Settings object: every limit and location, with its default and environment variable.
+
+Bytes and still-image pixels are hard limits (``TooLarge``, HTTP 413), checked before decoding.
+Durations and frame counts bound the work instead: only the first N seconds / N sampled frames
+are analysed, and the report says so. Read the environment once with ``Settings.from_env()``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+MiB = 1024 * 1024
+
+# name of the field -> environment variable that overrides it
+ENV_VARS = {
+    "max_bytes": "DEEPFAKESCAN_MAX_BYTES",
+    "max_image_pixels": "DEEPFAKESCAN_MAX_PIXELS",
+    "max_audio_seconds": "DEEPFAKESCAN_MAX_AUDIO_SECONDS",
+    "max_video_seconds": "DEEPFAKESCAN_MAX_VIDEO_SECONDS",
+    "video_frames": "DEEPFAKESCAN_VIDEO_FRAMES",
+    "max_video_frames": "DEEPFAKESCAN_MAX_VIDEO_FRAMES",
+    "detection_max_side": "DEEPFAKESCAN_DETECTION_MAX_SIDE",
+    "audio_block_seconds": "DEEPFAKESCAN_AUDIO_BLOCK_SECONDS",
+    "model_dir": "DEEPFAKESCAN_MODEL_DIR",
+    "threads": "DEEPFAKESCAN_THREADS",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Limits and locations shared by every interface (CLI, API, Python)."""
+
+    max_bytes: int = 500 * MiB
+    """Hard limit on the size of one input, in bytes (413 above it)."""
+    max_image_pixels: int = 64_000_000
+    """Hard limit on width x height of a still image, read from its header (413 above it)."""
+    max_audio_seconds: float = 1800.0
+    """Only the first N seconds of an audio file (or a video's audio track) are analysed."""
+    max_video_seconds: float = 4 * 3600.0
+    """Frames are sampled from the first N seconds of a video."""
+    video_frames: int = 32
+    """Frames sampled evenly across a video."""
+    max_video_frames: int = 256
+    """Upper bound on ``video_frames`` whatever a caller asks for."""
+    detection_max_side: int = 1280
+    """Frames and images are downscaled to at most this side before face detection."""
+    audio_block_seconds: float = 30.0
+    """Block length when audio is decoded as a stream."""
+    model_dir: Path | None = None
+    """Extra model directory whose bundles override the shipped ones."""
+    threads: int = 2
+    """Intra-op threads for ONNX Runtime sessions."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
+        """Defaults, then environment variables, then explicit keyword overrides."""
+        env = os.environ if env is None else env
+        values: dict = {}
+        types = {f.name: f.type for f in fields(cls)}
+        for name, var in ENV_VARS.items():
+            raw = env.get(var)
+            if raw is None or raw == "":
+                continue
+            values[name] = _parse(name, types[name], raw, var)
+        values.update(overrides)
+        return cls(**values)
+
+
+def _parse(name: str, type_: str, raw: str, var: str):
+    try:
+        if "Path" in str(type_):
+            return Path(raw).expanduser()
+        if "int" in str(type_):
+            value = int(raw)
+        else:
+            value = float(raw)
+    except ValueError as e:
+        raise ValueError(f"{var}={raw!r} is not a valid number for {name}") from e
+    if value <= 0:
+        raise ValueError(f"{var}={raw!r} must be positive")
+    return value

@@ -1,0 +1,180 @@
+"""The report: the contract between detectors, CLI, API and web page.
+
+A ``Report`` is plain data. ``Report.to_dict()`` is the JSON form shared by every interface
+and validated against ``docs/report.schema.json`` by the tests. Artifacts (heatmaps,
+thumbnails, previews) are named in the report; their bytes travel beside it in
+``Report.artifact_data`` and are never part of the JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+SCHEMA_VERSION = "1.0"
+
+Verdict = Literal["real", "fake", "uncertain"]
+MediaType = Literal["image", "audio", "video"]
+Modality = Literal["visual", "audio"]
+
+ARTIFACT_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+
+
+def verdict_for(probability: float | None, band: tuple[float, float]) -> Verdict:
+    """Verdict from a calibrated probability and the model's uncertain band ``[low, high)``.
+
+    ``low <= threshold <= high`` comes from the model card; below ``low`` is real, at or above
+    ``high`` is fake, in between we say we are unsure rather than flip a coin. A missing
+    probability (nothing to judge) is uncertain.
+    """
+    if probability is None:
+        return "uncertain"
+    low, high = band
+    if probability >= high:
+        return "fake"
+    if probability < low:
+        return "real"
+    return "uncertain"
+
+
+@dataclass
+class Box:
+    """Pixel box in the original image after EXIF orientation."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+
+@dataclass
+class Face:
+    box: Box
+    fake_probability: float
+    verdict: Verdict
+    detection_confidence: float
+    landmarks: list[list[float]] | None = None
+    """Five (x, y) points: eyes, nose, mouth corners, in original-image pixels."""
+    family: str | None = None
+    family_probabilities: dict[str, float] | None = None
+    heatmap: str | None = None
+    """Name of the heatmap overlay artifact, if one was made."""
+    time_s: float | None = None
+    """For faces found in video frames: the frame's time."""
+    track_id: int | None = None
+
+
+@dataclass
+class Segment:
+    start_s: float
+    end_s: float
+    fake_probability: float
+    modality: Modality
+
+
+@dataclass
+class Track:
+    """One person followed across sampled video frames."""
+
+    track_id: int
+    frame_times_s: list[float]
+    fake_probability: float
+    verdict: Verdict
+    frames_judged_fake: int
+    family: str | None = None
+
+
+@dataclass
+class MediaInfo:
+    type: MediaType
+    format: str
+    size_bytes: int
+    width: int | None = None
+    height: int | None = None
+    duration_s: float | None = None
+    analysed_duration_s: float | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    frame_rate: float | None = None
+    frames_sampled: int | None = None
+
+
+@dataclass
+class ModelRef:
+    name: str
+    version: str
+    role: str
+
+
+@dataclass
+class Artifact:
+    name: str
+    kind: Literal["heatmap", "thumbnail", "preview", "timeline"]
+    media_type: str
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not ARTIFACT_NAME.match(self.name):
+            raise ValueError(f"artifact name {self.name!r} is not a safe file name")
+
+
+@dataclass
+class Report:
+    verdict: Verdict
+    fake_probability: float | None
+    threshold: float | None
+    uncertain_band: tuple[float, float] | None
+    reasons: list[str]
+    media: MediaInfo
+    models: list[ModelRef] = field(default_factory=list)
+    faces: list[Face] = field(default_factory=list)
+    segments: list[Segment] = field(default_factory=list)
+    tracks: list[Track] = field(default_factory=list)
+    artifacts: list[Artifact] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    source_name: str | None = None
+    """Display name of the input (a client file name is never used as a path)."""
+    schema_version: str = SCHEMA_VERSION
+    artifact_data: dict[str, bytes] = field(default_factory=dict, repr=False)
+
+    def add_artifact(self, artifact: Artifact, data: bytes) -> None:
+        self.artifacts.append(artifact)
+        self.artifact_data[artifact.name] = data
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        del out["artifact_data"]
+        if self.uncertain_band is not None:
+            out["uncertain_band"] = list(self.uncertain_band)
+        for name in ("fake_probability", "threshold"):
+            if out[name] is not None:
+                out[name] = round(float(out[name]), 6)
+        out["timings_ms"] = {k: round(float(v), 3) for k, v in out["timings_ms"].items()}
+        return out
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+
+@dataclass
+class Evidence:
+    """What one detector (image, audio, video, fusion) concludes; the pipeline turns it into a Report.
+
+    ``fake_probability`` is calibrated; ``None`` when there was nothing to judge (no face,
+    no speech), in which case ``verdict`` is ``uncertain`` and ``reasons`` says why.
+    """
+
+    verdict: Verdict
+    fake_probability: float | None
+    threshold: float | None
+    uncertain_band: tuple[float, float] | None
+    reasons: list[str] = field(default_factory=list)
+    faces: list[Face] = field(default_factory=list)
+    segments: list[Segment] = field(default_factory=list)
+    tracks: list[Track] = field(default_factory=list)
+    models: list[ModelRef] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    artifacts: list[tuple[Artifact, bytes]] = field(default_factory=list)
