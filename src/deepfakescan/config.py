@@ -73,10 +73,7 @@ def _parse(name: str, type_: str, raw: str, var: str):
     try:
         if "Path" in str(type_):
             return Path(raw).expanduser()
-        if "int" in str(type_):
-            value = int(raw)
-        else:
-            value = float(raw)
+        value = int(raw) if "int" in str(type_) else float(raw)
     except ValueError as e:
         raise ValueError(f"{var}={raw!r} is not a valid number for {name}") from e
     if value <= 0:

@@ -161,7 +161,7 @@ class Report:
 
 @dataclass
 class Evidence:
-    """What one detector (image, audio, video, fusion) concludes; the pipeline turns it into a Report.
+    """What one detector (image, audio, video, fusion) concludes; the pipeline makes it a Report.
 
     ``fake_probability`` is calibrated; ``None`` when there was nothing to judge (no face,
     no speech), in which case ``verdict`` is ``uncertain`` and ``reasons`` says why.

@@ -1,0 +1,284 @@
+"""Command line: ``deepfakescan scan|models|eval|train``.
+
+The CLI parses flags, calls the library and picks a writer from ``WRITERS``; it holds no
+analysis logic of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import re
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__
+from .config import Settings
+from .errors import DeepfakescanError
+
+EXIT_REAL = 0
+EXIT_FAKE = 1
+EXIT_ERROR = 2
+EXIT_UNCERTAIN = 3
+
+SCAN_EPILOG = """\
+exit codes:
+  0  every file was judged real
+  1  at least one file was judged fake (wins over everything else)
+  2  usage or input error: a named file is missing, empty, corrupt, too large or of an
+     unsupported type, or no model is installed for it (the batch is incomplete)
+  3  some files are uncertain (no face, no speech, score in the uncertain band), none fake
+
+Files found by walking a folder that are not images, audio or video are listed as skipped
+and do not count as errors; files named on the command line always do.
+"""
+
+
+@dataclass
+class ScanResult:
+    """One row of a batch: a report, or the error that stopped the file."""
+
+    path: Path
+    report: object | None = None
+    error: DeepfakescanError | None = None
+    skipped: bool = False
+
+
+def iter_inputs(paths: Sequence[str]) -> Iterable[tuple[Path, bool]]:
+    """Yield (file, named_explicitly) for each argument, walking folders in sorted order."""
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                if child.is_file() and not any(p.startswith(".") for p in child.parts[-1:]):
+                    yield child, False
+        else:
+            yield path, True
+
+
+def scan_files(
+    paths: Sequence[str],
+    settings: Settings,
+    *,
+    show_progress: bool,
+    on_result: Callable[[ScanResult], None] | None = None,
+) -> list[ScanResult]:
+    """Scan every input with a progress bar on stderr; errors are collected, not raised."""
+    from tqdm import tqdm
+
+    from .errors import UnsupportedMedia
+    from .pipeline import scan
+
+    inputs = list(iter_inputs(paths))
+    results: list[ScanResult] = []
+    bar = tqdm(total=len(inputs), unit="file", disable=not show_progress, file=sys.stderr)
+    with bar:
+        for path, explicit in inputs:
+            bar.set_description(path.name[:30])
+
+            def progress(fraction: float, stage: str) -> None:
+                bar.set_postfix_str(f"{stage} {fraction:.0%}", refresh=False)
+
+            try:
+                result = ScanResult(path, report=scan(path, settings=settings, progress=progress))
+            except UnsupportedMedia as e:
+                result = ScanResult(path, error=e, skipped=not explicit)
+            except DeepfakescanError as e:
+                result = ScanResult(path, error=e)
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+            bar.update(1)
+    return results
+
+
+def exit_code(results: Sequence[ScanResult]) -> int:
+    """Fake beats error beats uncertain beats real (see ``SCAN_EPILOG``)."""
+    verdicts = {r.report.verdict for r in results if r.report is not None}
+    if "fake" in verdicts:
+        return EXIT_FAKE
+    if any(r.error is not None and not r.skipped for r in results) or not results:
+        return EXIT_ERROR
+    if "uncertain" in verdicts:
+        return EXIT_UNCERTAIN
+    return EXIT_REAL
+
+
+def _row(result: ScanResult) -> dict:
+    report = result.report
+    if report is None:
+        assert result.error is not None
+        return {
+            "file": str(result.path),
+            "media_type": "",
+            "verdict": "skipped" if result.skipped else "error",
+            "fake_probability": "",
+            "top_reason": result.error.message,
+        }
+    probability = report.fake_probability
+    return {
+        "file": str(result.path),
+        "media_type": report.media.type,
+        "verdict": report.verdict,
+        "fake_probability": "" if probability is None else f"{probability:.3f}",
+        "top_reason": report.reasons[0] if report.reasons else "",
+    }
+
+
+def write_table(results: Sequence[ScanResult], out: io.TextIOBase) -> None:
+    rows = [_row(r) for r in results]
+    headers = {
+        "file": "FILE",
+        "media_type": "TYPE",
+        "verdict": "VERDICT",
+        "fake_probability": "P(FAKE)",
+        "top_reason": "TOP REASON",
+    }
+    widths = {
+        key: min(60, max([len(title)] + [len(str(r[key])) for r in rows]))
+        for key, title in headers.items()
+        if key != "top_reason"
+    }
+
+    def line(values: dict) -> str:
+        cells = [str(values[k])[: widths[k]].ljust(widths[k]) for k in widths]
+        return "  ".join(cells + [str(values["top_reason"])])
+
+    out.write(line(headers) + "\n")
+    for row in rows:
+        out.write(line(row) + "\n")
+
+
+def write_json(results: Sequence[ScanResult], out: io.TextIOBase) -> None:
+    items = []
+    for r in results:
+        item: dict = {"file": str(r.path)}
+        if r.report is not None:
+            item["report"] = r.report.to_dict()
+        else:
+            assert r.error is not None
+            item["error"] = r.error.to_dict()["error"]
+            item["skipped"] = r.skipped
+        items.append(item)
+    json.dump(items, out, indent=2)
+    out.write("\n")
+
+
+def write_csv(results: Sequence[ScanResult], out: io.TextIOBase) -> None:
+    fields = ["file", "media_type", "verdict", "fake_probability", "top_reason"]
+    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for r in results:
+        writer.writerow(_row(r))
+
+
+WRITERS: dict[str, Callable[[Sequence[ScanResult], io.TextIOBase], None]] = {
+    "table": write_table,
+    "json": write_json,
+    "csv": write_csv,
+}
+
+
+def _safe_stem(index: int, path: Path) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", path.stem)[:48].strip("._") or "file"
+    return f"{index:04d}-{stem}"
+
+
+def write_artifacts(results: Sequence[ScanResult], root: Path) -> None:
+    """Each file's artifacts under ``root/<index>-<stem>/<artifact name>``."""
+    for index, r in enumerate(results):
+        if r.report is None or not r.report.artifact_data:
+            continue
+        folder = root / _safe_stem(index, r.path)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in r.report.artifact_data.items():
+            (folder / name).write_bytes(data)
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    settings = Settings.from_env(**({"video_frames": args.frames} if args.frames else {}))
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+    results = scan_files(args.paths, settings, show_progress=show)
+    WRITERS[args.format](results, sys.stdout)
+    if args.artifacts:
+        write_artifacts(results, Path(args.artifacts))
+    for r in results:
+        if r.error is not None and not r.skipped:
+            print(f"error: {r.path}: {r.error.message}", file=sys.stderr)
+    return exit_code(results)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .detectors.bundle import list_models
+
+    models = list_models(Settings.from_env())
+    if args.json:
+        json.dump([m.to_dict() for m in models], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    if not models:
+        print("No models installed. Scans will fail with 'no model installed' until they are.")
+        return 0
+    for m in models:
+        print(m.describe())
+        print()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .evaluation import command as eval_command
+    from .training import command as train_command
+
+    parser = argparse.ArgumentParser(
+        prog="deepfakescan",
+        description="Offline deepfake detector for images, audio and video.",
+    )
+    parser.add_argument("--version", action="version", version=f"deepfakescan {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser(
+        "scan",
+        help="scan files or folders and print verdicts",
+        description="Scan images, audio and video files (folders are walked recursively).",
+        epilog=SCAN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("paths", nargs="+", metavar="FILE|DIR")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", dest="format", action="store_const", const="json")
+    fmt.add_argument("--csv", dest="format", action="store_const", const="csv")
+    p.set_defaults(format="table", func=cmd_scan)
+    p.add_argument("--artifacts", metavar="DIR", help="write heatmaps, thumbnails and previews")
+    p.add_argument("--frames", type=int, help="frames to sample per video (default 32)")
+    bar = p.add_mutually_exclusive_group()
+    bar.add_argument("--progress", dest="progress", action="store_true", default=None)
+    bar.add_argument("--no-progress", dest="progress", action="store_false")
+
+    p = sub.add_parser("models", help="list installed models and their cards")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+
+    eval_command.add_parser(sub)
+    train_command.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except DeepfakescanError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return EXIT_ERROR
+    except ValueError as e:  # bad environment variables
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""Shared fixtures: every report a test produces is validated against docs/report.schema.json,
+and tiny ONNX bundles built in code stand in for trained models where a test needs one."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import deepfakescan
+from deepfakescan import pipeline
+from deepfakescan.config import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORT_SCHEMA = json.loads((ROOT / "docs" / "report.schema.json").read_text())
+
+
+def validate_report(report_dict: dict) -> None:
+    """Fail the test if a report does not match the published JSON Schema."""
+    import jsonschema
+
+    jsonschema.Draft202012Validator(REPORT_SCHEMA).validate(report_dict)
+
+
+@pytest.fixture(autouse=True)
+def _validate_every_report(monkeypatch):
+    """Wrap ``scan`` so that each report produced anywhere in a test is schema-checked."""
+    original = pipeline.scan
+
+    def checked_scan(*args, **kwargs):
+        report = original(*args, **kwargs)
+        validate_report(json.loads(report.to_json()))
+        return report
+
+    monkeypatch.setattr(pipeline, "scan", checked_scan)
+    monkeypatch.setattr(deepfakescan, "scan", checked_scan)
+
+
+def write_bundle(directory: Path, name: str, model, card: dict) -> Path:
+    """Save an ONNX model and its card (with the graph's sha256) as a bundle."""
+    import onnx
+
+    directory.mkdir(parents=True, exist_ok=True)
+    onnx_path = directory / f"{name}.onnx"
+    onnx.save(model, onnx_path)
+    card = dict(card, name=name, sha256=hashlib.sha256(onnx_path.read_bytes()).hexdigest())
+    (directory / f"{name}.json").write_text(json.dumps(card, indent=2))
+    return onnx_path
+
+
+def brightness_model():
+    """logit = 20 * (mean pixel - 0.5): bright images score fake, dark ones real."""
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])
+    y = helper.make_tensor_value_info("logit", TensorProto.FLOAT, [1, 1])
+    nodes = [
+        helper.make_node("ReduceMean", ["input"], ["m"], axes=[1, 2, 3], keepdims=0),
+        helper.make_node("Sub", ["m", "half"], ["c"]),
+        helper.make_node("Mul", ["c", "gain"], ["s"]),
+        helper.make_node("Reshape", ["s", "shape"], ["logit"]),
+    ]
+    inits = [
+        helper.make_tensor("half", TensorProto.FLOAT, [], [0.5]),
+        helper.make_tensor("gain", TensorProto.FLOAT, [], [20.0]),
+        helper.make_tensor("shape", TensorProto.INT64, [2], [1, 1]),
+    ]
+    graph = helper.make_graph(nodes, "brightness", [x], [y], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def image_card(**overrides) -> dict:
+    card = {
+        "name": "image",
+        "version": "test-1",
+        "task": "image-detector",
+        "description": "Test stand-in: scores brightness, not manipulation.",
+        "inputs": [
+            {
+                "name": "input",
+                "layout": "NCHW",
+                "shape": [1, 3, 32, 32],
+                "dtype": "float32",
+                "preprocessing": {"size": 32, "mean": [0, 0, 0], "std": [1, 1, 1]},
+            }
+        ],
+        "outputs": [{"name": "logit", "kind": "logit"}],
+        "labels": ["real", "fake"],
+        "calibration": {"method": "none"},
+        "threshold": 0.5,
+        "uncertain_band": [0.4, 0.6],
+        "training": {"sources": [], "command": "built in tests/conftest.py"},
+        "metrics": {},
+        "licence": "Apache-2.0",
+        "sha256": "",
+    }
+    card.update(overrides)
+    return card
+
+
+@pytest.fixture
+def brightness_model_dir(tmp_path, monkeypatch) -> Path:
+    """A model directory holding a tiny ``image`` bundle; DEEPFAKESCAN_MODEL_DIR points at it."""
+    directory = tmp_path / "models"
+    write_bundle(directory, "image", brightness_model(), image_card())
+    monkeypatch.setenv("DEEPFAKESCAN_MODEL_DIR", str(directory))
+    return directory
+
+
+@pytest.fixture
+def settings_with_brightness(brightness_model_dir) -> Settings:
+    return Settings.from_env()
+
+
+def solid_jpeg(value: int, size=(64, 48)) -> bytes:
+    """A JPEG of one grey level: the brightness model scores it by that level."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((size[1], size[0], 3), value, np.uint8)).save(buf, "JPEG")
+    return buf.getvalue()

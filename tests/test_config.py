@@ -1,0 +1,40 @@
+"""Every limit has a default and an environment variable; bad values are refused clearly."""
+
+from pathlib import Path
+
+import pytest
+
+from deepfakescan.config import ENV_VARS, Settings
+
+
+def test_defaults_need_no_environment():
+    settings = Settings.from_env({})
+    assert settings.max_bytes > 0 and settings.video_frames == 32 and settings.model_dir is None
+
+
+def test_environment_overrides_defaults():
+    env = {
+        "DEEPFAKESCAN_MAX_BYTES": "1000",
+        "DEEPFAKESCAN_MAX_AUDIO_SECONDS": "12.5",
+        "DEEPFAKESCAN_MODEL_DIR": "/tmp/models",
+    }
+    settings = Settings.from_env(env)
+    assert settings.max_bytes == 1000
+    assert settings.max_audio_seconds == 12.5
+    assert settings.model_dir == Path("/tmp/models")
+
+
+def test_keyword_overrides_win_over_environment():
+    settings = Settings.from_env({"DEEPFAKESCAN_VIDEO_FRAMES": "8"}, video_frames=4)
+    assert settings.video_frames == 4
+
+
+@pytest.mark.parametrize("raw", ["lots", "-5", "0"])
+def test_invalid_limit_names_the_variable(raw):
+    with pytest.raises(ValueError, match="DEEPFAKESCAN_MAX_BYTES"):
+        Settings.from_env({"DEEPFAKESCAN_MAX_BYTES": raw})
+
+
+def test_every_setting_with_a_variable_exists():
+    fields = set(Settings.__dataclass_fields__)
+    assert set(ENV_VARS) <= fields

@@ -1,0 +1,47 @@
+"""The report's verdict rule and artifact names: the contract every interface relies on."""
+
+import pytest
+
+from deepfakescan.report import Artifact, MediaInfo, Report, verdict_for
+
+from .conftest import validate_report
+
+
+@pytest.mark.parametrize(
+    ("p", "verdict"),
+    [
+        (0.0, "real"),
+        (0.39, "real"),
+        (0.4, "uncertain"),
+        (0.59, "uncertain"),
+        (0.6, "fake"),
+        (1.0, "fake"),
+        (None, "uncertain"),
+    ],
+)
+def test_verdict_uses_the_uncertain_band(p, verdict):
+    assert verdict_for(p, (0.4, 0.6)) == verdict
+
+
+@pytest.mark.parametrize("name", ["../etc/passwd", "a/b.png", "", "UPPER.png", "x" * 80])
+def test_artifact_names_cannot_become_paths(name):
+    with pytest.raises(ValueError):
+        Artifact(name=name, kind="heatmap", media_type="image/png")
+
+
+def test_artifact_bytes_stay_out_of_the_json():
+    report = Report(
+        verdict="uncertain",
+        fake_probability=None,
+        threshold=None,
+        uncertain_band=None,
+        reasons=["No face was found."],
+        media=MediaInfo(type="image", format="png", size_bytes=10, width=2, height=2),
+    )
+    report.add_artifact(Artifact("preview.jpg", "preview", "image/jpeg"), b"\xff\xd8")
+    data = report.to_dict()
+    validate_report(data)
+    assert data["artifacts"] == [
+        {"name": "preview.jpg", "kind": "preview", "media_type": "image/jpeg", "description": ""}
+    ]
+    assert "artifact_data" not in data
