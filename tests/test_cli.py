@@ -98,3 +98,58 @@ def test_help_documents_the_exit_codes(capsys):
     out = capsys.readouterr().out
     for code in ("0", "1", "2", "3"):
         assert f"  {code}  " in out
+
+
+def _bad_inputs() -> dict[str, tuple[bytes, str, str]]:
+    """name -> (bytes, file name a user might give it, expected error code)."""
+    from . import fixtures as F
+
+    mp3 = F.encode_audio(F.tone(2.0), 16000, "mp3")
+    mp4 = F.make_video(None, 2.0, with_audio=True)
+    return {
+        "empty file": (b"", "empty.jpg", "empty_input"),
+        "exe renamed jpg": (b"MZ\x90\x00\x03" + bytes(600), "photo.jpg", "unsupported_media"),
+        "text file": (
+            b"Dear editor,\nthis is plain text.\n" * 20,
+            "notes.mp3",
+            "unsupported_media",
+        ),
+        "truncated jpeg": (F.make_jpeg(640, 480)[:2000], "cut.jpg", "corrupt_media"),
+        "truncated mp3": (mp3[:300], "cut.mp3", "corrupt_media"),
+        "truncated mp4": (mp4[: len(mp4) // 2], "cut.mp4", "corrupt_media"),
+        "30000x30000 png": (F.png_claiming_size(30000, 30000), "huge.png", "too_large"),
+        "0-second wav": (F.tone_wav(0.0), "silence.wav", "corrupt_media"),
+    }
+
+
+BAD_INPUTS = _bad_inputs()
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_gives_documented_error_and_exit_code(capsys, tmp_path, case):
+    data, filename, code = BAD_INPUTS[case]
+    path = tmp_path / filename
+    path.write_bytes(data)
+    exit_status, out, err = run(capsys, "--json", path)
+    assert exit_status == EXIT_ERROR
+    [item] = json.loads(out)
+    assert item["error"]["code"] == code
+    assert item["error"]["message"] and "Traceback" not in err
+    assert f"error: {path}" in err
+
+
+def test_pixel_bomb_is_refused_without_a_large_allocation(tmp_path):
+    import tracemalloc
+
+    from deepfakescan import scan
+    from deepfakescan.errors import TooLarge
+
+    data, _, _ = BAD_INPUTS["30000x30000 png"]
+    tracemalloc.start()
+    try:
+        with pytest.raises(TooLarge):
+            scan(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 1024 * 1024  # decoding would need 2.7 GB

@@ -159,11 +159,6 @@ def _scan_audio(
         sample_rate=info.sample_rate,
         channels=info.channels,
     )
-    if stream.truncated:
-        evidence.warnings.append(
-            f"only the first {settings.max_audio_seconds:g} s were analysed"
-            " (DEEPFAKESCAN_MAX_AUDIO_SECONDS)"
-        )
     evidence.warnings.extend(w for w in stream.warnings if w not in evidence.warnings)
     return media, evidence
 

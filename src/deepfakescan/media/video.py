@@ -1,0 +1,321 @@
+"""Video: probe the header, then sample a few frames by time, never holding the whole video.
+
+Sampling rule (and its cost)
+----------------------------
+``n`` target times are the centres of ``n`` equal slices of the first
+``min(duration, Settings.max_video_seconds)`` seconds (centres, so no target falls on the very
+end, where there may be no frame). For each target ``t``:
+
+1. If the decoder already sits before ``t`` and within ``MAX_FORWARD_S`` of it (the usual case
+   when targets are close together), keep decoding from there; otherwise seek to the keyframe
+   at or before ``t`` (``container.seek(..., backward=True)`` on the video stream, in its
+   time base) and decode forward.
+2. Take the first frame whose pts (in seconds) reaches ``t`` minus half a frame.
+3. If reaching ``t`` would cost more than ``MAX_FORWARD_S`` of video or ``MAX_FORWARD_FRAMES``
+   decoded frames (long GOPs: some encoders put a keyframe every 10 s), take the first frame
+   after the keyframe instead. Cost per sample is therefore at most one seek plus
+   ``MAX_FORWARD_FRAMES`` decoded frames, whatever the video length; the price is that on
+   long-GOP video a sample may sit up to one GOP before its target (``Frame.time_s`` says
+   where it really is).
+4. Frames come out with strictly increasing ``time_s``: a target whose chosen frame is not
+   later than the previous one (two targets falling back onto the same keyframe, or damage
+   hiding frames) is dropped with a warning, so fewer than ``n`` frames may come back and
+   ``Frame.index`` (the target's index) may skip values.
+
+All times are pts seconds, never frame indices, so variable frame rate is handled. Rotation
+metadata (the display matrix phones write) is applied, so ``rgb`` is upright and
+``VideoInfo.width``/``height`` are the displayed size. Frames are never refused for their size:
+the detector downscales them.
+
+Damage: a packet the decoder rejects is skipped and counted in ``FrameSampler.warnings``; a
+header that claims more duration than the stream holds ends sampling early with the frames
+found and a warning. A video from which no frame decodes at all is ``CorruptMedia`` (422).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import av
+import numpy as np
+
+from ..config import Settings
+from ..errors import CorruptMedia, UnsupportedMedia
+from .sniff import Sniffed, decodable, open_av, sniff
+from .source import MediaSource
+
+MAX_FORWARD_S = 2.0
+"""Most video (seconds) decoded forward from a keyframe to reach a target."""
+MAX_FORWARD_FRAMES = 60
+"""Most frames decoded forward from a keyframe to reach a target."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """Header facts. ``width``/``height`` are as displayed (after ``rotation``).
+
+    ``frame_count`` and ``duration_s`` come from the header and may be missing or wrong;
+    sampling copes with both.
+    """
+
+    format: str
+    codec: str
+    width: int
+    height: int
+    duration_s: float | None
+    frame_rate: float | None
+    frame_count: int | None
+    rotation: int
+    """Degrees counter-clockwise applied to decoded frames to display them (0/90/180/270)."""
+    has_audio: bool
+
+
+@dataclass
+class Frame:
+    """One sampled frame: ``rgb`` is ``(H, W, 3)`` uint8, upright; ``time_s`` is its pts."""
+
+    index: int
+    time_s: float
+    rgb: np.ndarray
+
+
+def _sniff_video(source: MediaSource, sniffed: Sniffed | None) -> Sniffed:
+    sniffed = sniffed or sniff(source)
+    if sniffed.kind != "video":
+        raise UnsupportedMedia(
+            f"{source.name}: this is {sniffed.kind} ({sniffed.format}), not video"
+        )
+    return sniffed
+
+
+def _video_stream(container, source: MediaSource):
+    streams = [s for s in container.streams.video if decodable(s)]
+    if not streams:
+        raise CorruptMedia(f"{source.name}: no video stream we can decode")
+    return streams[0]
+
+
+def _rotation(frame: av.VideoFrame) -> int:
+    """Counter-clockwise display rotation from the frame's display matrix, snapped to 90."""
+    try:
+        degrees = frame.rotation or 0
+    except (AttributeError, ValueError):
+        return 0
+    return int(round(degrees / 90.0)) * 90 % 360
+
+
+def _to_rgb(frame: av.VideoFrame, rotation: int) -> np.ndarray:
+    rgb = frame.to_ndarray(format="rgb24")
+    if rotation:
+        rgb = np.rot90(rgb, k=rotation // 90)
+    return np.ascontiguousarray(rgb)
+
+
+def _duration(container, stream) -> float | None:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
+
+
+def _first_frame(container, stream, source: MediaSource) -> av.VideoFrame:
+    """Decode the first frame (for rotation, and to refuse undecodable video early)."""
+    error = ""
+    try:
+        for packet in container.demux(stream):
+            try:
+                for frame in packet.decode():
+                    return frame
+            except (av.error.FFmpegError, ValueError) as e:
+                error = error or str(e)
+    except av.error.FFmpegError as e:
+        error = error or str(e)
+    raise CorruptMedia(f"{source.name}: no video frame could be decoded {error}".strip())
+
+
+def probe_video(source: MediaSource, *, sniffed: Sniffed | None = None) -> VideoInfo:
+    """Header facts plus the first frame's rotation; ``CorruptMedia`` if no frame decodes."""
+    sniffed = _sniff_video(source, sniffed)
+    with open_av(source, sniffed.format) as container:
+        stream = _video_stream(container, source)
+        first = _first_frame(container, stream, source)
+        rotation = _rotation(first)
+        width, height = first.width, first.height
+        if rotation in (90, 270):
+            width, height = height, width
+        rate = stream.average_rate or stream.guessed_rate
+        return VideoInfo(
+            format=sniffed.format,
+            codec=stream.codec_context.name,
+            width=width,
+            height=height,
+            duration_s=_duration(container, stream),
+            frame_rate=float(rate) if rate else None,
+            frame_count=int(stream.frames) or None,
+            rotation=rotation,
+            has_audio=any(decodable(s) for s in container.streams.audio),
+        )
+
+
+class FrameSampler:
+    """Iterate to get up to ``n`` :class:`Frame` objects at increasing target times.
+
+    ``warnings`` is complete once iteration ends (or is abandoned). ``targets_s`` holds the
+    target times; each frame's ``time_s`` is where the chosen frame really is.
+    """
+
+    def __init__(
+        self, source: MediaSource, n: int, settings: Settings, *, sniffed: Sniffed | None = None
+    ) -> None:
+        self.source = source
+        self.sniffed = _sniff_video(source, sniffed)
+        self.info = probe_video(source, sniffed=self.sniffed)
+        self.n = max(1, min(int(n), settings.max_video_frames))
+        self.max_seconds = settings.max_video_seconds
+        self.warnings: list[str] = []
+        self.targets_s: list[float] = []
+
+    def __iter__(self) -> Iterator[Frame]:
+        self.warnings = []
+        with open_av(self.source, self.sniffed.format) as container:
+            stream = _video_stream(container, self.source)
+            start = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
+            duration = self.info.duration_s or self._scan_duration(container, stream, start)
+            span = min(duration, self.max_seconds)
+            if duration > self.max_seconds:
+                self.warnings.append(
+                    f"frames were sampled from the first {self.max_seconds:g} s only"
+                    " (DEEPFAKESCAN_MAX_VIDEO_SECONDS)"
+                )
+            self.targets_s = [start + (i + 0.5) * span / self.n for i in range(self.n)]
+            yield from self._sample(container, stream)
+
+    def _scan_duration(self, container, stream, start: float) -> float:
+        """No duration in the header: demux (without decoding) to find the last pts."""
+        last = start
+        try:
+            for packet in container.demux(stream):
+                if packet.pts is not None:
+                    last = max(last, float(packet.pts * stream.time_base))
+                if last - start > self.max_seconds:
+                    break
+        except av.error.FFmpegError:
+            pass
+        container.seek(0)
+        return max(last - start, 0.0)
+
+    def _sample(self, container, stream) -> Iterator[Frame]:
+        rate = stream.average_rate or stream.guessed_rate
+        half_frame = 0.5 / float(rate) if rate else 0.02
+        decoder: Iterator[av.VideoFrame] | None = None
+        position = -1.0  # pts (s) of the last frame the decoder gave
+        skipped = [0, ""]  # damaged packets, first message
+        fallbacks = repeats = got = 0
+        last_yielded = -float("inf")
+        for index, target in enumerate(self.targets_s):
+            if decoder is None or not (position < target <= position + MAX_FORWARD_S):
+                try:
+                    container.seek(
+                        int(target / stream.time_base),
+                        stream=stream,
+                        backward=True,
+                        any_frame=False,
+                    )
+                except (av.error.FFmpegError, ValueError, OverflowError) as e:
+                    self.warnings.append(f"could not seek to {target:.2f} s: {e}; stopped there")
+                    break
+                decoder = self._decode(container, stream, skipped)
+            chosen, first, last, count = None, None, None, 0
+            for frame in decoder:
+                if frame.time is None:
+                    continue
+                position = float(frame.time)
+                first, last = first or frame, frame
+                count += 1
+                if position >= target - half_frame:
+                    chosen = frame
+                    break
+                if target - float(first.time) > MAX_FORWARD_S or count > MAX_FORWARD_FRAMES:
+                    chosen = first
+                    fallbacks += 1
+                    decoder = None  # the decoder is mid-GOP past first: seek next time
+                    break
+            if chosen is None:
+                if last is not None and target - position <= 2 * half_frame + 1e-6:
+                    chosen = last  # the stream ends a hair before the target
+                else:
+                    declared = self.info.duration_s or 0.0
+                    self.warnings.append(
+                        f"the video stream ends near {max(position, 0.0):.2f} s although its header"
+                        f" declares {declared:.2f} s; {got} of {self.n} frames were sampled"
+                    )
+                    break
+            if chosen.time <= last_yielded:
+                repeats += 1  # long GOP or damage: this target fell back onto a frame we gave
+                continue
+            last_yielded = float(chosen.time)
+            got += 1
+            yield Frame(
+                index=index, time_s=float(chosen.time), rgb=_to_rgb(chosen, _rotation(chosen))
+            )
+        if skipped[0]:
+            self.warnings.append(
+                f"skipped {skipped[0]} damaged video packet(s); first: {skipped[1]}"
+            )
+        if fallbacks:
+            self.warnings.append(
+                f"{fallbacks} frame(s) were taken at the keyframe before their target time"
+                " (keyframes are far apart in this video)"
+            )
+        if repeats:
+            self.warnings.append(
+                f"{repeats} sample(s) were dropped because they landed on a frame already taken"
+            )
+        if got == 0:
+            raise CorruptMedia(f"{self.source.name}: no video frame could be decoded")
+
+    @staticmethod
+    def _decode(container, stream, skipped: list) -> Iterator[av.VideoFrame]:
+        """Frames from the current position; damaged packets are skipped and counted."""
+        packets = container.demux(stream)
+        packet = None
+        while True:
+            # FFmpeg often conceals damage (it logs, raises nothing): capture its log to see it
+            with av.logging.Capture() as logs:
+                try:
+                    packet = next(packets)
+                    frames = packet.decode()
+                except StopIteration:
+                    return
+                except av.error.FFmpegError as e:
+                    # a demuxer error ends the stream; a decoder error loses one packet
+                    logs.append((av.logging.ERROR, "", str(e)))
+                    frames = []
+                    if packet is None:
+                        _note(skipped, logs)
+                        return
+                except ValueError as e:
+                    logs.append((av.logging.ERROR, "", str(e)))
+                    frames = []
+            packet = None
+            _note(skipped, logs)
+            yield from frames
+
+
+def _note(skipped: list, logs) -> None:
+    """Count one damaged packet if FFmpeg logged an error while reading or decoding it."""
+    errors = [msg.strip() for level, _, msg in logs if level <= av.logging.ERROR]
+    if errors:
+        skipped[0] += 1
+        skipped[1] = skipped[1] or errors[0]
+
+
+def sample_frames(source: MediaSource, n: int, settings: Settings) -> FrameSampler:
+    """Up to ``n`` frames evenly spaced in time (see the module docstring for the rule).
+
+    Returns a :class:`FrameSampler`: iterate it for :class:`Frame` objects, then read its
+    ``warnings``. ``n`` is capped at ``settings.max_video_frames``.
+    """
+    return FrameSampler(source, n, settings)
