@@ -1,0 +1,135 @@
+"""``deepfakescan eval DATA``: scan a labelled corpus and report metrics with intervals.
+
+The CLI stays thin: list the corpus (``datasets``), score it (``runner.evaluate`` with
+``deepfakescan.scan``), then print a table or JSON and optionally write the output folder.
+``cli.py`` registers it with ``add_parser(subparsers)`` and dispatches to ``run(args)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import DeepfakescanError
+from .datasets import ASVSPOOF_SPLITS, LAYOUTS, load_dataset, sample_per_class
+from .runner import ScoreFn, evaluate, format_table, write_outputs
+
+EXIT_OK = 0
+EXIT_NOTHING_SCORED = 1
+EXIT_BAD_INPUT = 2
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``eval`` on an ``argparse`` subparsers object; returns the new parser."""
+    layouts = "; ".join(f"{name}: {layout.description}" for name, layout in LAYOUTS.items())
+    parser = subparsers.add_parser(
+        "eval",
+        help="measure the detector on a labelled corpus",
+        description=(
+            "Scan a labelled corpus and report, overall, per source and per fake family: "
+            "counts, ROC AUC, EER, average precision, accuracy/precision/recall/FPR at the "
+            "model's threshold and calibration error, each with a 95%% bootstrap interval."
+        ),
+    )
+    parser.add_argument("data", type=Path, metavar="DATA", help="corpus folder or CSV manifest")
+    parser.add_argument(
+        "--layout",
+        choices=sorted(LAYOUTS),
+        help=f"corpus layout (default: detected from marker files). {layouts}",
+    )
+    parser.add_argument(
+        "--out", type=Path, metavar="DIR", help="write metrics.json, scores.csv, roc.png, hist.png"
+    )
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="bootstrap resamples for the intervals (0: none; default 1000)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed for bootstrap and --limit")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        help="call fake when fake_probability >= this (default: each model card's threshold)",
+    )
+    parser.add_argument(
+        "--split",
+        choices=list(ASVSPOOF_SPLITS),
+        default="eval",
+        help="ASVspoof 2019 LA protocol to evaluate (default eval)",
+    )
+    parser.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="at most N reals and N fakes, a fixed random sample (for quick runs)",
+    )
+    parser.add_argument("--json", action="store_true", help="print metrics.json to stdout")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _scan_score_fn() -> ScoreFn:
+    """The whole pipeline as the score function (imported late: it loads models)."""
+    from deepfakescan import scan
+
+    def score(path: Path) -> Any:
+        return scan(path)
+
+    return score
+
+
+def _check_args(args: argparse.Namespace) -> str | None:
+    if args.bootstrap < 0:
+        return "--bootstrap must be 0 or more"
+    if args.limit is not None and args.limit < 1:
+        return "--limit must be at least 1"
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        return "--threshold must lie in [0, 1]"
+    return None
+
+
+def run(args: argparse.Namespace, score_fn: ScoreFn | None = None) -> int:
+    """Run ``eval``: 0 when done, 2 on bad input, 1 when not a single file could be scored.
+
+    ``score_fn`` replaces ``deepfakescan.scan`` (tests, or a model evaluated in memory).
+    """
+    problem = _check_args(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        items = load_dataset(args.data, args.layout, split=args.split)
+    except DeepfakescanError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.limit is not None:
+        items = sample_per_class(items, args.limit, seed=args.seed)
+
+    from tqdm import tqdm
+
+    with tqdm(total=len(items), file=sys.stderr, unit="file", desc="eval", disable=None) as bar:
+        result = evaluate(
+            items,
+            score_fn or _scan_score_fn(),
+            threshold=args.threshold,
+            bootstrap=args.bootstrap,
+            seed=args.seed,
+            progress=lambda done, total: bar.update(1),
+        )
+    if args.out is not None:
+        write_outputs(result, args.out)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(format_table(result))
+        if args.out is not None:
+            print(f"wrote {args.out}/metrics.json, scores.csv, roc.png, hist.png")
+    if not any(s.scored for s in result.items):
+        print("error: no file could be scored; see the errors above", file=sys.stderr)
+        return EXIT_NOTHING_SCORED
+    return EXIT_OK

@@ -1,0 +1,202 @@
+"""Grouping scores into metrics, the output files and the ``eval`` command, on a fake scorer."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from deepfakescan.errors import CorruptMedia
+from deepfakescan.evaluation import command
+from deepfakescan.evaluation.datasets import LabelledItem
+from deepfakescan.evaluation.runner import evaluate, format_table, write_outputs
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+# name -> (label, family, source, probability); "boom" fails, "blank" gets no probability
+CORPUS = {
+    "r1": (0, "real", "A", 0.1),
+    "r2": (0, "real", "A", 0.2),
+    "r3": (0, "real", "A", 0.3),
+    "r4": (0, "real", "A", 0.6),
+    "boom": (0, "real", "A", None),
+    "x1": (1, "X", "B", 0.7),
+    "x2": (1, "X", "B", 0.8),
+    "x3": (1, "X", "B", 0.9),
+    "blank": (1, "X", "B", None),
+    "y1": (1, "Y", "B", 0.4),
+    "y2": (1, "Y", "B", 0.65),
+}
+
+
+def corpus_items() -> list[LabelledItem]:
+    return [LabelledItem(Path(name), lab, fam, src) for name, (lab, fam, src, _) in CORPUS.items()]
+
+
+def fake_scan(path: Path) -> SimpleNamespace:
+    """Stands in for ``deepfakescan.scan``: a report-like object with the model threshold 0.5."""
+    if path.name == "boom":
+        raise CorruptMedia("truncated stream")
+    prob = CORPUS[path.name][3]
+    verdict = "uncertain" if prob is None else ("fake" if prob >= 0.5 else "real")
+    return SimpleNamespace(fake_probability=prob, verdict=verdict, threshold=0.5)
+
+
+@pytest.fixture(scope="module")
+def result():
+    return evaluate(corpus_items(), fake_scan, bootstrap=200, seed=0)
+
+
+def test_overall_metrics_match_hand_counts(result):
+    g = result.group("overall")
+    assert (g.n_real, g.n_fake, g.n_errors, g.n_unscored) == (4, 5, 1, 1)
+    # fakes above reals: .7, .8, .9, .65 beat all 4 reals, .4 beats 3: 19 of 20 pairs
+    assert g.metrics["auc"] == pytest.approx(19 / 20)
+    # at 0.5: real .6 is a false alarm, fake .4 is missed
+    assert g.metrics["accuracy"] == pytest.approx(7 / 9)
+    assert g.metrics["precision"] == pytest.approx(4 / 5)
+    assert g.metrics["recall"] == pytest.approx(4 / 5)
+    assert g.metrics["fpr"] == pytest.approx(1 / 4)
+    lo, hi = g.intervals["auc"]
+    assert lo <= g.metrics["auc"] <= hi
+
+
+def test_each_fake_family_is_measured_against_all_reals(result):
+    x, y = result.group("family", "X"), result.group("family", "Y")
+    assert (x.n_real, x.n_fake, y.n_real, y.n_fake) == (4, 3, 4, 2)
+    assert x.metrics["auc"] == 1.0 and x.metrics["recall"] == 1.0
+    assert y.metrics["auc"] == pytest.approx(7 / 8)  # .4 beats 3 reals, .65 beats 4
+    assert y.metrics["recall"] == pytest.approx(1 / 2)
+    assert x.metrics["fpr"] == y.metrics["fpr"] == pytest.approx(1 / 4)
+
+
+def test_verdicts_are_counted_including_abstentions(result):
+    assert result.group("family", "X").verdicts == {"fake": 4, "real": 3, "uncertain": 1}
+
+
+def test_failures_and_abstentions_are_counted_in_their_groups(result):
+    assert (result.group("family", "X").n_errors, result.group("family", "X").n_unscored) == (1, 1)
+    assert result.group("family", "Y").n_unscored == 0
+    assert result.group("source", "A").n_errors == 1
+    assert {s.item.path.name: s.error for s in result.problems} == {
+        "boom": "corrupt_media: truncated stream",
+        "blank": None,
+    }
+
+
+def test_one_class_sources_report_only_the_defined_metrics(result):
+    a, b = result.group("source", "A"), result.group("source", "B")
+    assert a.metrics["fpr"] == pytest.approx(1 / 4)
+    assert b.metrics["recall"] == pytest.approx(4 / 5)
+    for g in (a, b):
+        for name in ("auc", "eer", "ap", "precision"):
+            assert math.isnan(g.metrics[name])
+    assert math.isnan(a.metrics["recall"]) and math.isnan(b.metrics["fpr"])
+    assert math.isfinite(a.intervals["fpr"][0])
+
+
+def test_threshold_override_replaces_the_reports_threshold():
+    r = evaluate(corpus_items(), fake_scan, threshold=0.35, bootstrap=0)
+    g = r.group("overall")
+    assert g.metrics["recall"] == 1.0 and g.metrics["fpr"] == pytest.approx(1 / 4)
+    assert r.thresholds_used == [0.35]
+    assert all(math.isnan(v) for v in g.intervals["auc"])
+
+
+def test_bare_probabilities_without_threshold_fall_back_with_a_warning():
+    r = evaluate(corpus_items()[:4], lambda p: CORPUS[p.name][3], bootstrap=0)
+    assert r.thresholds_used == [0.5] and r.warnings
+
+
+def test_bugs_in_the_scorer_propagate_with_the_path(tmp_path):
+    def broken(path):
+        raise ZeroDivisionError("bug")
+
+    with pytest.raises(ZeroDivisionError) as info:
+        evaluate([LabelledItem(tmp_path / "a.jpg", 0, "real", "s")], broken)
+    assert any("a.jpg" in note for note in info.value.__notes__)
+
+
+def test_outputs_are_written_and_json_has_no_nan(result, tmp_path):
+    paths = write_outputs(result, tmp_path / "out")
+    metrics = json.loads(paths["metrics"].read_text())  # strict JSON: NaN would be rejected here
+    json.dumps(metrics, allow_nan=False)
+    kinds = [(g["kind"], g["name"]) for g in metrics["groups"]]
+    assert kinds[0] == ("overall", "all")
+    assert ("family", "X") in kinds and ("source", "A") in kinds
+    assert len(metrics["problems"]) == 2
+    rows = list(csv.DictReader(paths["scores"].open()))
+    assert list(rows[0]) == ["path", "label", "family", "source", "fake_probability"] + [
+        "verdict",
+        "error",
+    ]
+    assert len(rows) == len(CORPUS)
+    boom = next(r for r in rows if r["path"] == "boom")
+    assert boom["fake_probability"] == "" and boom["error"].startswith("corrupt_media")
+    for name in ("roc", "hist"):
+        assert paths[name].read_bytes()[:8] == PNG_MAGIC
+
+
+def test_table_has_a_row_per_group_and_lists_problems(result):
+    table = format_table(result)
+    lines = table.splitlines()
+    assert lines[0].split()[:3] == ["group", "n_real", "n_fake"]
+    assert any(line.startswith("family:Y") for line in lines)
+    assert "0.950 [" in table
+    assert "boom: corrupt_media" in table
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="deepfakescan")
+    command.add_parser(parser.add_subparsers(dest="command"))
+    return parser.parse_args(argv)
+
+
+def folder_corpus(root: Path) -> Path:
+    for name, (label, family, _, _) in CORPUS.items():
+        folder = root / ("real" if label == 0 else f"fake/{family}")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(b"")
+    return root
+
+
+def test_eval_command_prints_table_and_writes_outputs(tmp_path, capsys):
+    data = folder_corpus(tmp_path / "data")
+    args = parse(["eval", str(data), "--out", str(tmp_path / "o"), "--bootstrap", "50"])
+    assert command.run(args, score_fn=fake_scan) == 0
+    out = capsys.readouterr().out
+    assert "family:X" in out and "source:fake/Y" in out
+    assert (tmp_path / "o" / "metrics.json").is_file()
+
+
+def test_eval_command_json_and_limit(tmp_path, capsys):
+    data = folder_corpus(tmp_path / "data")
+    args = parse(["eval", str(data), "--json", "--bootstrap", "0", "--limit", "2"])
+    assert command.run(args, score_fn=fake_scan) == 0
+    overall = json.loads(capsys.readouterr().out)["groups"][0]
+    # 2 reals and 2 fakes kept, however many of them failed or abstained
+    assert sum(overall[k] for k in ("n_real", "n_fake", "n_errors", "n_unscored")) == 4
+
+
+def test_eval_command_bad_input_exits_2(tmp_path, capsys):
+    assert command.run(parse(["eval", str(tmp_path / "missing")]), score_fn=fake_scan) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "x").mkdir()
+    assert command.run(parse(["eval", str(tmp_path / "x")]), score_fn=fake_scan) == 2
+    assert "supported layouts" in capsys.readouterr().err
+    args = parse(["eval", str(tmp_path), "--threshold", "2"])
+    assert command.run(args, score_fn=fake_scan) == 2
+
+
+def test_eval_command_with_nothing_scored_exits_1(tmp_path):
+    data = folder_corpus(tmp_path / "data")
+
+    def refuse(path):
+        raise CorruptMedia("nope")
+
+    assert command.run(parse(["eval", str(data), "--bootstrap", "0"]), score_fn=refuse) == 1
