@@ -144,8 +144,12 @@ def write_table(results: Sequence[ScanResult], out: io.TextIOBase) -> None:
         if key != "top_reason"
     }
 
+    def fit(text: str, width: int) -> str:
+        # keep the end of long paths: the file name is what a reader scans for
+        return text if len(text) <= width else "…" + text[-(width - 1) :]
+
     def line(values: dict) -> str:
-        cells = [str(values[k])[: widths[k]].ljust(widths[k]) for k in widths]
+        cells = [fit(str(values[k]), widths[k]).ljust(widths[k]) for k in widths]
         return "  ".join(cells + [str(values["top_reason"])])
 
     out.write(line(headers) + "\n")
