@@ -31,7 +31,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=(
             "Scan a labelled corpus and report, overall, per source and per fake family: "
             "counts, ROC AUC, EER, average precision, accuracy/precision/recall/FPR at the "
-            "model's threshold and calibration error, each with a 95%% bootstrap interval."
+            "model's threshold and calibration error, each with a 95% bootstrap interval."
         ),
     )
     parser.add_argument("data", type=Path, metavar="DATA", help="corpus folder or CSV manifest")
