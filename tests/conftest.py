@@ -52,23 +52,27 @@ def write_bundle(directory: Path, name: str, model, card: dict) -> Path:
 
 
 def brightness_model():
-    """logit = 20 * (mean pixel - 0.5): bright images score fake, dark ones real."""
+    """A face "detector" that scores brightness: logit = mean of a class-activation map
+    cam = 20 * (local mean pixel - 0.5) on a 8x8 grid. Bright faces score fake, dark ones real."""
     from onnx import TensorProto, helper
 
-    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])
-    y = helper.make_tensor_value_info("logit", TensorProto.FLOAT, [1, 1])
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 32, 32])
+    logit = helper.make_tensor_value_info("logit", TensorProto.FLOAT, ["N", 1])
+    cam = helper.make_tensor_value_info("cam", TensorProto.FLOAT, ["N", 8, 8])
     nodes = [
-        helper.make_node("ReduceMean", ["input"], ["m"], axes=[1, 2, 3], keepdims=0),
-        helper.make_node("Sub", ["m", "half"], ["c"]),
-        helper.make_node("Mul", ["c", "gain"], ["s"]),
-        helper.make_node("Reshape", ["s", "shape"], ["logit"]),
+        helper.make_node("ReduceMean", ["input"], ["grey"], axes=[1], keepdims=1),
+        helper.make_node("AveragePool", ["grey"], ["pooled"], kernel_shape=[4, 4], strides=[4, 4]),
+        helper.make_node("Sub", ["pooled", "half"], ["centred"]),
+        helper.make_node("Mul", ["centred", "gain"], ["cam4"]),
+        helper.make_node("Squeeze", ["cam4", "axis1"], ["cam"]),
+        helper.make_node("ReduceMean", ["cam4"], ["logit"], axes=[2, 3], keepdims=0),
     ]
     inits = [
         helper.make_tensor("half", TensorProto.FLOAT, [], [0.5]),
         helper.make_tensor("gain", TensorProto.FLOAT, [], [20.0]),
-        helper.make_tensor("shape", TensorProto.INT64, [2], [1, 1]),
+        helper.make_tensor("axis1", TensorProto.INT64, [1], [1]),
     ]
-    graph = helper.make_graph(nodes, "brightness", [x], [y], inits)
+    graph = helper.make_graph(nodes, "brightness", [x], [logit, cam], inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
 
 
@@ -82,12 +86,12 @@ def image_card(**overrides) -> dict:
             {
                 "name": "input",
                 "layout": "NCHW",
-                "shape": [1, 3, 32, 32],
+                "shape": [None, 3, 32, 32],
                 "dtype": "float32",
-                "preprocessing": {"size": 32, "mean": [0, 0, 0], "std": [1, 1, 1]},
+                "preprocessing": {"size": 32, "margin": 1.3, "mean": [0, 0, 0], "std": [1, 1, 1]},
             }
         ],
-        "outputs": [{"name": "logit", "kind": "logit"}],
+        "outputs": [{"name": "logit", "kind": "logit"}, {"name": "cam", "kind": "map"}],
         "labels": ["real", "fake"],
         "calibration": {"method": "none"},
         "threshold": 0.5,
@@ -123,4 +127,19 @@ def solid_jpeg(value: int, size=(64, 48)) -> bytes:
 
     buf = io.BytesIO()
     Image.fromarray(np.full((size[1], size[0], 3), value, np.uint8)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def face_jpeg(tone: str) -> bytes:
+    """scikit-image's astronaut (public domain), toned so the brightness model calls its face
+    "fake" (``bright``) or "real" (``dark``)."""
+    import io
+
+    from PIL import Image
+    from skimage import data
+
+    rgb = data.astronaut().astype(np.float32)
+    toned = rgb * 0.35 + (150.0 if tone == "bright" else 0.0)
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(toned, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=92)
     return buf.getvalue()

@@ -10,15 +10,16 @@ import pytest
 
 from deepfakescan.cli import EXIT_ERROR, EXIT_FAKE, EXIT_REAL, EXIT_UNCERTAIN, main
 
-from .conftest import solid_jpeg, validate_report
+from .conftest import face_jpeg, solid_jpeg, validate_report
 
 
 @pytest.fixture
 def photos(tmp_path, brightness_model_dir):
     folder = tmp_path / "photos"
     folder.mkdir()
-    for name, grey in [("dark.jpg", 10), ("bright.jpg", 250), ("middle.jpg", 128)]:
-        (folder / name).write_bytes(solid_jpeg(grey))
+    (folder / "dark.jpg").write_bytes(face_jpeg("dark"))
+    (folder / "bright.jpg").write_bytes(face_jpeg("bright"))
+    (folder / "middle.jpg").write_bytes(solid_jpeg(128))  # no face: uncertain
     return folder
 
 

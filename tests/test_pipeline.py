@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from deepfakescan import scan
@@ -16,17 +17,43 @@ from deepfakescan.errors import (
     UnsupportedMedia,
 )
 
-from .conftest import solid_jpeg
+from .conftest import face_jpeg, solid_jpeg
 
 
-@pytest.mark.parametrize(("grey", "verdict"), [(250, "fake"), (10, "real"), (128, "uncertain")])
-def test_image_verdict_follows_model_score_and_band(settings_with_brightness, grey, verdict):
-    report = scan(solid_jpeg(grey), settings=settings_with_brightness)
+@pytest.mark.parametrize(("tone", "verdict"), [("bright", "fake"), ("dark", "real")])
+def test_image_verdict_follows_the_face_score_and_band(settings_with_brightness, tone, verdict):
+    report = scan(face_jpeg(tone), settings=settings_with_brightness)
     assert report.verdict == verdict
     assert report.media.type == "image" and report.media.format == "jpeg"
     assert report.threshold == 0.5 and report.uncertain_band == (0.4, 0.6)
     assert report.models[0].name == "image"
-    assert report.reasons
+    [face] = report.faces
+    assert face.verdict == verdict and face.fake_probability == report.fake_probability
+    # the astronaut's face sits around x 180-265, y 60-170 in the 512x512 photo
+    assert 150 < face.box.x < 210 and 40 < face.box.y < 90 and 60 < face.box.w < 120
+    assert report.reasons[0].startswith("The face looks")
+
+
+def test_image_without_a_face_is_uncertain_and_says_why(settings_with_brightness):
+    report = scan(solid_jpeg(200), settings=settings_with_brightness)
+    assert report.verdict == "uncertain" and report.fake_probability is None
+    assert report.faces == [] and "No face was found" in report.reasons[0]
+
+
+def test_heatmap_artifact_is_a_picture_of_the_whole_image(settings_with_brightness):
+    import io
+
+    from PIL import Image
+
+    report = scan(face_jpeg("bright"), settings=settings_with_brightness)
+    assert report.faces[0].heatmap == "heatmap.jpg"
+    assert [a.name for a in report.artifacts] == ["heatmap.jpg"]
+    picture = Image.open(io.BytesIO(report.artifact_data["heatmap.jpg"]))
+    assert picture.size == (512, 512)
+    pixels = np.asarray(picture.convert("RGB"), dtype=np.int32)
+    face_red = pixels[90:160, 190:250, 0] - pixels[90:160, 190:250, 2]
+    corner_red = pixels[300:400, 0:60, 0] - pixels[300:400, 0:60, 2]
+    assert face_red.mean() > corner_red.mean() + 40  # the heat sits on the face
 
 
 def test_path_and_bytes_give_the_same_report(settings_with_brightness, tmp_path):
@@ -93,7 +120,7 @@ def test_input_over_the_byte_limit_is_refused_before_reading(tmp_path):
 
 
 def test_report_json_round_trips_through_the_schema(settings_with_brightness):
-    report = scan(solid_jpeg(250), settings=settings_with_brightness)
+    report = scan(face_jpeg("bright"), settings=settings_with_brightness)
     data = report.to_dict()
     assert data["schema_version"] == "1.0"
     assert data["verdict"] == "fake" and 0.5 <= data["fake_probability"] <= 1.0

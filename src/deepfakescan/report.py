@@ -39,6 +39,15 @@ def verdict_for(probability: float | None, band: tuple[float, float]) -> Verdict
     return "uncertain"
 
 
+def percent(probability: float) -> str:
+    """A probability for people: never "100%" or "0%" for a score that is not certain."""
+    if probability > 0.99:
+        return ">99%"
+    if probability < 0.01:
+        return "<1%"
+    return f"{probability:.0%}"
+
+
 @dataclass
 class Box:
     """Pixel box in the original image after EXIF orientation."""

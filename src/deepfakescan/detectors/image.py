@@ -1,9 +1,14 @@
-"""Image evidence: score a decoded image with the installed image model.
+"""Image evidence: faces found, each scored by the detector, the family named for fakes.
 
-This release scores the whole image with the bundle named ``image`` using the preprocessing
-its card declares (size, mean/std, layout), which is how a model trained elsewhere plugs in.
-With no ``image`` bundle installed the scan fails with ``ModelMissing`` (HTTP 503): we never
-make up a score.
+Flow: ``detect_faces`` (MTCNN) -> each face aligned and cropped as the detector's card asks
+(size, margin, mean/std) -> the ``image`` bundle gives a logit per face and a class-activation
+map -> calibrated probability per face -> the image's probability is that of its most
+suspicious face (one manipulated face is enough to make a photo a fake) -> for faces judged
+fake, the ``image-family`` bundle (when installed) names the manipulation, or "other" when it
+is unsure. A heatmap artifact shows where each face's evidence lies.
+
+An image without a face is ``uncertain``: this release judges faces, and says so rather than
+guess. With no ``image`` bundle installed the scan fails with ``ModelMissing`` (HTTP 503).
 """
 
 from __future__ import annotations
@@ -11,56 +16,207 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from PIL import Image
 
 from ..config import Settings
+from ..errors import ModelMissing
+from ..faces import AlignedFace, DetectedFace, align_face, detect_faces
 from ..media.image import DecodedImage
-from ..report import Evidence, verdict_for
-from .bundle import require_model
+from ..report import Artifact, Box, Evidence, Face, ModelRef, percent, verdict_for
+from .bundle import ModelBundle, load_model, require_model
+from .explain import heatmap_overlay, sigmoid
 
 IMAGE_MODEL = "image"
+FAMILY_MODEL = "image-family"
+MAX_FACES = 8
+"""Faces scored per image, most confident first (bounds the work on crowd photos)."""
+HEATMAP_NAME = "heatmap.jpg"
+
+FAMILY_PHRASES = {
+    "face_swap": "a blended face swap",
+    "gan_generated": "a GAN-generated face",
+    "hand_edited": "a hand-edited face",
+    "other": "a manipulation it cannot name",
+}
 
 
-def to_input_tensor(rgb: np.ndarray, spec: dict) -> np.ndarray:
-    """Resize and normalise an RGB uint8 image into a batch of one, as the card asks.
-
-    ``spec`` is the card's first input: ``layout`` ("NCHW" or "NHWC") and ``preprocessing``
-    with ``size`` (int or [height, width]), ``mean`` and ``std`` (per channel, applied after
-    scaling to [0, 1]). Returns float32 of shape (1, 3, H, W) or (1, H, W, 3).
-    """
-    pre = spec.get("preprocessing", {})
+def crop_spec(bundle: ModelBundle) -> tuple[int, float]:
+    """(crop side, margin around the box) that the bundle was trained with."""
+    pre = bundle.card["inputs"][0].get("preprocessing", {})
     size = pre.get("size", 224)
-    height, width = (size, size) if isinstance(size, int) else size
-    resized = Image.fromarray(rgb).resize((width, height), Image.Resampling.BILINEAR)
-    x = np.asarray(resized, dtype=np.float32) / 255.0
-    mean = np.asarray(pre.get("mean", [0.0, 0.0, 0.0]), dtype=np.float32)
-    std = np.asarray(pre.get("std", [1.0, 1.0, 1.0]), dtype=np.float32)
-    x = (x - mean) / std
+    side = size if isinstance(size, int) else size[0]
+    return int(side), float(pre.get("margin", 1.3))
+
+
+def to_batch(crops: list[np.ndarray], spec: dict) -> np.ndarray:
+    """Stack uint8 (S, S, 3) crops into the float32 batch the card describes (NCHW or NHWC)."""
+    pre = spec.get("preprocessing", {})
+    x = np.stack(crops).astype(np.float32) / 255.0
+    x = (x - np.asarray(pre.get("mean", [0.0] * 3), np.float32)) / np.asarray(
+        pre.get("std", [1.0] * 3), np.float32
+    )
     if spec.get("layout", "NCHW") == "NCHW":
-        x = x.transpose(2, 0, 1)
-    return np.ascontiguousarray(x[None])
+        x = x.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(x)
+
+
+def _score_faces(
+    bundle: ModelBundle, rgb: np.ndarray, faces: list[DetectedFace]
+) -> tuple[list[AlignedFace], np.ndarray, np.ndarray | None]:
+    """Aligned crops, calibrated probabilities and class-activation maps (or None)."""
+    side, margin = crop_spec(bundle)
+    aligned = [align_face(rgb, f, size=side, margin=margin) for f in faces]
+    spec = bundle.card["inputs"][0]
+    outputs = bundle.run({bundle.input_names[0]: to_batch([a.image for a in aligned], spec)})
+    probabilities = np.ravel(bundle.calibrate(outputs[bundle.output_names[0]]))
+    maps = None
+    map_outputs = [o["name"] for o in bundle.card["outputs"] if o["kind"] == "map"]
+    if map_outputs:
+        maps = outputs[map_outputs[0]].reshape(len(faces), *outputs[map_outputs[0]].shape[-2:])
+    return aligned, probabilities, maps
+
+
+def _family(
+    bundle: ModelBundle, rgb: np.ndarray, face: DetectedFace
+) -> tuple[str, dict[str, float]]:
+    """Most likely manipulation family, or "other" below the card's threshold."""
+    side, margin = crop_spec(bundle)
+    crop = align_face(rgb, face, size=side, margin=margin).image
+    x = to_batch([crop], bundle.card["inputs"][0])
+    probs = np.asarray(bundle.predict({bundle.input_names[0]: x})).reshape(-1)
+    table = {label: round(float(p), 4) for label, p in zip(bundle.labels, probs, strict=True)}
+    best = max(table, key=table.get)
+    return (best if table[best] >= bundle.threshold else "other"), table
+
+
+def _optional(name: str, settings: Settings) -> ModelBundle | None:
+    try:
+        return load_model(name, settings)
+    except ModelMissing:
+        return None
 
 
 def analyse_image(
     image: DecodedImage, settings: Settings, *, check: Callable[[], None] | None = None
 ) -> Evidence:
-    """Calibrated probability that the image is manipulated, with the model's verdict."""
-    bundle = require_model(IMAGE_MODEL, settings, what="images")
+    """Calibrated per-face and per-image probabilities, family for fakes, and a heatmap."""
+    detector = require_model(IMAGE_MODEL, settings, what="images")
+    band = tuple(detector.uncertain_band)
+    models = [detector.ref("image-detector"), ModelRef("mtcnn", "1.0.0", "face-detector")]
+    found = detect_faces(image.rgb, settings=settings)
     if check is not None:
         check()
-    x = to_input_tensor(image.rgb, bundle.card["inputs"][0])
-    probability = float(np.ravel(bundle.predict({bundle.input_names[0]: x}))[0])
-    band = tuple(bundle.uncertain_band)
-    verdict = verdict_for(probability, band)
-    reasons = [
-        f"The whole image was scored by model {bundle.name} {bundle.version}: "
-        f"{probability:.0%} likely manipulated (threshold {bundle.threshold:.0%})."
-    ]
+    if not found:
+        return Evidence(
+            verdict="uncertain",
+            fake_probability=None,
+            threshold=detector.threshold,
+            uncertain_band=band,
+            reasons=[
+                "No face was found. This release judges faces, so it cannot tell whether"
+                " this image is manipulated."
+            ],
+            models=models,
+        )
+    faces = found[:MAX_FACES]
+    warnings = []
+    if len(found) > MAX_FACES:
+        warnings.append(f"{len(found)} faces found; the {MAX_FACES} clearest were scored")
+    aligned, probabilities, maps = _score_faces(detector, image.rgb, faces)
+
+    family_model = None
+    if any(verdict_for(float(p), band) == "fake" for p in probabilities):
+        family_model = _optional(FAMILY_MODEL, settings)
+        if family_model is not None:
+            models.append(family_model.ref("manipulation-classifier"))
+
+    report_faces: list[Face] = []
+    for face, p in zip(faces, probabilities, strict=True):
+        verdict = verdict_for(float(p), band)
+        family, family_table = None, None
+        if verdict == "fake" and family_model is not None:
+            family, family_table = _family(family_model, image.rgb, face)
+        x, y, w, h = face.box
+        report_faces.append(
+            Face(
+                box=Box(round(x), round(y), round(w), round(h)),
+                fake_probability=float(p),
+                verdict=verdict,
+                detection_confidence=round(float(face.confidence), 4),
+                landmarks=[[round(float(a), 1), round(float(b), 1)] for a, b in face.landmarks],
+                family=family,
+                family_probabilities=family_table,
+                heatmap=HEATMAP_NAME if maps is not None else None,
+            )
+        )
+
+    artifacts = []
+    if maps is not None:
+        side = aligned[0].image.shape[0]
+        heats = [(sigmoid(m), a.matrix, side) for m, a in zip(maps, aligned, strict=True)]
+        labels = [
+            (f.box, f"face {i + 1}: {percent(p)}")
+            for i, (f, p) in enumerate(zip(faces, probabilities, strict=True))
+        ]
+        picture = heatmap_overlay(image.rgb, heats, labels)
+        artifacts.append(
+            (
+                Artifact(
+                    HEATMAP_NAME,
+                    "heatmap",
+                    "image/jpeg",
+                    "Where the detector saw evidence of manipulation (red), with each face's score",
+                ),
+                picture,
+            )
+        )
+
+    worst = int(np.argmax(probabilities))
+    probability = float(probabilities[worst])
     return Evidence(
-        verdict=verdict,
+        verdict=verdict_for(probability, band),
         fake_probability=probability,
-        threshold=bundle.threshold,
+        threshold=detector.threshold,
         uncertain_band=band,
-        reasons=reasons,
-        models=[bundle.ref("image-detector")],
+        reasons=_reasons(report_faces, worst, band),
+        faces=report_faces,
+        models=models,
+        warnings=warnings,
+        artifacts=artifacts,
     )
+
+
+def _reasons(faces: list[Face], worst: int, band: tuple[float, float]) -> list[str]:
+    """Plain sentences, the deciding face first."""
+    face = faces[worst]
+    n = len(faces)
+    which = f"face {worst + 1} of {n}" if n > 1 else "the face"
+    p = face.fake_probability
+    if face.verdict == "fake":
+        first = (
+            f"{which.capitalize()} looks manipulated: {percent(p)}"
+            f" (we call it fake from {band[1]:.0%})."
+        )
+    elif face.verdict == "real":
+        first = (
+            f"{'Every face' if n > 1 else 'The face'} looks authentic: the highest manipulation"
+            f" probability is {percent(p)} (below {band[0]:.0%} counts as real)."
+        )
+    else:
+        first = (
+            f"{which.capitalize()} is in the uncertain band: {percent(p)} (between {band[0]:.0%}"
+            f" and {band[1]:.0%} we do not decide)."
+        )
+    reasons = [first]
+    if face.family is not None and face.family_probabilities:
+        share = face.family_probabilities.get(face.family)
+        phrase = FAMILY_PHRASES.get(face.family, face.family.replace("_", " "))
+        reasons.append(
+            f"It most resembles {phrase}"
+            + (f" ({percent(share)})." if share is not None and face.family != "other" else ".")
+        )
+    others = [i for i, f in enumerate(faces) if f.verdict == "fake" and i != worst]
+    if others:
+        reasons.append(f"{len(others)} other face(s) also look manipulated.")
+    if n > 1 and face.verdict != "real":
+        reasons.append(f"{n} faces were found; the most suspicious one decides the verdict.")
+    return reasons
