@@ -235,6 +235,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .evaluation import command as eval_command
+    from .jobs import serve as serve_command
     from .training import command as train_command
 
     parser = argparse.ArgumentParser(
@@ -267,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_models)
 
     eval_command.add_parser(sub)
+    serve_command.add_parser(sub)
     train_command.add_parser(sub)
     return parser
 

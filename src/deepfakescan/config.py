@@ -26,6 +26,12 @@ ENV_VARS = {
     "audio_block_seconds": "DEEPFAKESCAN_AUDIO_BLOCK_SECONDS",
     "model_dir": "DEEPFAKESCAN_MODEL_DIR",
     "threads": "DEEPFAKESCAN_THREADS",
+    "data_dir": "DEEPFAKESCAN_DATA_DIR",
+    "workers": "DEEPFAKESCAN_WORKERS",
+    "retention_days": "DEEPFAKESCAN_RETENTION_DAYS",
+    "host": "DEEPFAKESCAN_HOST",
+    "port": "DEEPFAKESCAN_PORT",
+    "http_threads": "DEEPFAKESCAN_HTTP_THREADS",
 }
 
 
@@ -53,6 +59,32 @@ class Settings:
     """Extra model directory whose bundles override the shipped ones."""
     threads: int = 2
     """Intra-op threads for ONNX Runtime sessions."""
+    data_dir: Path | None = None
+    """Where ``deepfakescan serve`` keeps its scan history (SQLite), artifacts and pending
+    uploads; ``$XDG_DATA_HOME/deepfakescan`` (``~/.local/share/deepfakescan``) when unset."""
+    workers: int = 2
+    """Scans the web server runs at once (worker threads); more queue up."""
+    retention_days: float = 7.0
+    """Artifacts (previews, heatmaps, thumbnails) of finished scans are deleted after N days."""
+    host: str = "127.0.0.1"
+    """Address ``deepfakescan serve`` listens on (loopback only by default)."""
+    port: int = 8000
+    """Port ``deepfakescan serve`` listens on."""
+    http_threads: int = 8
+    """Threads of the WSGI server answering HTTP requests (scans run on ``workers``)."""
+
+    @property
+    def data_path(self) -> Path:
+        """``data_dir``, or the XDG default: history must outlive the process, so not /tmp."""
+        if self.data_dir is not None:
+            return Path(self.data_dir)
+        xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        return Path(xdg) / "deepfakescan"
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite file holding scans, reports and artifacts."""
+        return self.data_path / "scans.sqlite3"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
@@ -73,6 +105,8 @@ def _parse(name: str, type_: str, raw: str, var: str):
     try:
         if "Path" in str(type_):
             return Path(raw).expanduser()
+        if str(type_) == "str":
+            return raw
         value = int(raw) if "int" in str(type_) else float(raw)
     except ValueError as e:
         raise ValueError(f"{var}={raw!r} is not a valid number for {name}") from e
