@@ -23,6 +23,8 @@ ENV_VARS = {
     "video_frames": "DEEPFAKESCAN_VIDEO_FRAMES",
     "max_video_frames": "DEEPFAKESCAN_MAX_VIDEO_FRAMES",
     "detection_max_side": "DEEPFAKESCAN_DETECTION_MAX_SIDE",
+    "video_detection_max_side": "DEEPFAKESCAN_VIDEO_DETECTION_MAX_SIDE",
+    "video_min_face": "DEEPFAKESCAN_VIDEO_MIN_FACE",
     "audio_block_seconds": "DEEPFAKESCAN_AUDIO_BLOCK_SECONDS",
     "model_dir": "DEEPFAKESCAN_MODEL_DIR",
     "threads": "DEEPFAKESCAN_THREADS",
@@ -53,6 +55,12 @@ class Settings:
     """Upper bound on ``video_frames`` whatever a caller asks for."""
     detection_max_side: int = 1280
     """Frames and images are downscaled to at most this side before face detection."""
+    video_detection_max_side: int = 640
+    """Video frames are downscaled to at most this side before face detection: 32 frames must
+    cost what one photo does, and faces too small to survive this are too small to judge."""
+    video_min_face: float = 0.06
+    """Smallest face searched in a video frame, as a share of the detection image's shorter
+    side (never under MTCNN's 20 px): a larger minimum makes the detector's pyramid smaller."""
     audio_block_seconds: float = 30.0
     """Block length when audio is decoded as a stream."""
     model_dir: Path | None = None

@@ -1,0 +1,363 @@
+"""The OpenAPI 3.1 document of the REST API, built in code beside the views it describes.
+
+Why in code: the schemas here are the ones the tests validate every response against, and a
+test checks that every route Flask knows under ``/api/v1`` (and ``/predict``) is described here
+and nothing else is, so the document cannot drift from the code unnoticed. The report itself is
+described by ``docs/report.schema.json`` (JSON Schema 2020-12), which the tests also apply.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import __version__
+
+STATUS = ["queued", "running", "done", "failed", "cancelled"]
+VERDICT = ["real", "fake", "uncertain"]
+MEDIA = ["image", "audio", "video"]
+MAX_WAIT_S = 120
+
+_NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict:
+    return {str(s): {"$ref": f"#/components/responses/E{s}"} for s in statuses}
+
+
+_ERROR_TEXT = {
+    400: "No file, or a bad parameter (unknown fileType, declared type not matching the content,"
+    " a wait outside 0-120 s).",
+    404: "Unknown scan, artifact or route.",
+    405: "Method not allowed on this route.",
+    409: "The scan was cancelled while the request waited for it (POST /predict only).",
+    413: "Over the byte limit (DEEPFAKESCAN_MAX_BYTES) or the image pixel limit"
+    " (DEEPFAKESCAN_MAX_PIXELS).",
+    415: "Not an image, audio or video format we decode (judged by content, not by name).",
+    422: "The format was recognised but the file is damaged, or there was nothing to judge.",
+    500: "Unexpected server error (no details are given; the server log has them).",
+    503: "No model installed for this kind of media.",
+    504: "The scan did not finish in time (POST /predict only).",
+}
+
+_SUMMARY_PROPS: dict[str, Any] = {
+    "id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+    "url": {"type": "string", "description": "This scan's resource URL."},
+    "status": {"type": "string", "enum": STATUS},
+    "progress": {"type": "number", "minimum": 0, "maximum": 1},
+    "stage": {"type": "string", "description": "What the scan is doing (sniff, decode, ...)."},
+    "source_name": {"type": "string", "description": "The uploaded file's name (display only)."},
+    "media_type": {"type": ["string", "null"], "enum": [*MEDIA, None]},
+    "verdict": {"type": ["string", "null"], "enum": [*VERDICT, None]},
+    "fake_probability": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+    "created_at": {"type": "string", "format": "date-time"},
+    "started_at": _NULLABLE_TIME,
+    "finished_at": _NULLABLE_TIME,
+    "error": {"anyOf": [_ref("ErrorBody"), {"type": "null"}]},
+    "page_url": {"type": "string", "description": "The result page for people."},
+}
+
+SCHEMAS: dict[str, Any] = {
+    "ErrorBody": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["code", "message"],
+        "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+    },
+    "Error": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["error"],
+        "properties": {"error": _ref("ErrorBody")},
+    },
+    "ArtifactLink": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["name", "kind", "media_type", "url"],
+        "properties": {
+            "name": {"type": "string"},
+            "kind": {"type": "string", "enum": ["heatmap", "thumbnail", "preview", "timeline"]},
+            "media_type": {"type": "string"},
+            "url": {"type": "string"},
+        },
+    },
+    "ScanSummary": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": list(_SUMMARY_PROPS),
+        "properties": _SUMMARY_PROPS,
+    },
+    "Scan": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": [*_SUMMARY_PROPS, "report", "artifacts"],
+        "properties": {
+            **_SUMMARY_PROPS,
+            "report": {"anyOf": [_ref("Report"), {"type": "null"}]},
+            "artifacts": {"type": "array", "items": _ref("ArtifactLink")},
+        },
+    },
+    "ScanPage": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["items", "total", "limit", "offset", "next"],
+        "properties": {
+            "items": {"type": "array", "items": _ref("ScanSummary")},
+            "total": {"type": "integer", "minimum": 0},
+            "limit": {"type": "integer", "minimum": 1},
+            "offset": {"type": "integer", "minimum": 0},
+            "next": {"type": ["string", "null"], "description": "URL of the next page."},
+        },
+    },
+    "Report": {
+        "type": "object",
+        "description": "Report.to_dict(): the JSON Schema is docs/report.schema.json"
+        " (verdict, calibrated fake_probability, threshold, uncertain_band, reasons, media,"
+        " faces, segments, tracks, artifacts, ...).",
+        "required": ["schema_version", "verdict", "fake_probability", "reasons", "media"],
+    },
+    "Prediction": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["prediction", "confidence", "verdict", "scan_id"],
+        "properties": {
+            "prediction": {"type": "string", "enum": ["Real", "Fake"]},
+            "confidence": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 1,
+                "description": "Calibrated probability of the predicted label.",
+            },
+            "verdict": {"type": "string", "enum": VERDICT},
+            "scan_id": {"type": "string"},
+        },
+    },
+    "Model": {
+        "type": "object",
+        "required": ["name", "version", "task", "source", "valid", "problem"],
+        "properties": {
+            "name": {"type": "string"},
+            "version": {"type": ["string", "null"]},
+            "task": {"type": ["string", "null"]},
+            "source": {"type": "string", "enum": ["shipped", "model_dir"]},
+            "valid": {"type": "boolean"},
+            "problem": {"type": ["string", "null"]},
+        },
+    },
+    "ModelList": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["models"],
+        "properties": {"models": {"type": "array", "items": _ref("Model")}},
+    },
+    "Health": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["status", "version", "workers", "queued", "running", "models"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ok"]},
+            "version": {"type": "string"},
+            "workers": {"type": "integer", "minimum": 1},
+            "queued": {"type": "integer", "minimum": 0},
+            "running": {"type": "integer", "minimum": 0},
+            "models": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+}
+
+_SCAN_ID = {
+    "name": "scan_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "The id returned by POST /api/v1/scans.",
+}
+
+_UPLOAD = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {
+                    "file": {"type": "string", "format": "binary"},
+                    "kind": {
+                        "type": "string",
+                        "enum": MEDIA,
+                        "description": "Expected media type, checked against the content.",
+                    },
+                },
+            }
+        }
+    },
+}
+
+PATHS: dict[str, Any] = {
+    "/api/v1/scans": {
+        "post": {
+            "operationId": "createScan",
+            "summary": "Upload a file and queue its scan",
+            "description": "Validates the upload (size, type sniffed from the content, image"
+            " pixels) and queues the scan. Answers 202 with the scan; with ?wait=SECONDS"
+            f" (at most {MAX_WAIT_S}) answers 200 with the report if it finishes in time, or"
+            " the scan's error status if it fails.",
+            "parameters": [
+                {
+                    "name": "wait",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "number", "minimum": 0, "maximum": MAX_WAIT_S},
+                }
+            ],
+            "requestBody": _UPLOAD,
+            "responses": {
+                "200": _json(_ref("Scan"), "Finished within ?wait (done or cancelled)."),
+                "202": _json(_ref("Scan"), "Queued (or still running after ?wait)."),
+                **_errors(400, 413, 415, 422, 500, 503),
+            },
+        },
+        "get": {
+            "operationId": "listScans",
+            "summary": "History of scans, newest first",
+            "parameters": [
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+                },
+                {
+                    "name": "offset",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 0, "default": 0},
+                },
+            ],
+            "responses": {"200": _json(_ref("ScanPage"), "One page of history."), **_errors(400)},
+        },
+    },
+    "/api/v1/scans/{scan_id}": {
+        "get": {
+            "operationId": "getScan",
+            "summary": "Status, progress and (when done) the report of one scan",
+            "parameters": [_SCAN_ID],
+            "responses": {"200": _json(_ref("Scan"), "The scan."), **_errors(404)},
+        },
+        "delete": {
+            "operationId": "deleteScan",
+            "summary": "Cancel a queued or running scan, or delete a finished one",
+            "description": "A queued or running scan is cancelled (200, kept in history as"
+            " cancelled); a finished scan is deleted with its artifacts (204).",
+            "parameters": [_SCAN_ID],
+            "responses": {
+                "200": _json(_ref("Scan"), "Cancelled."),
+                "204": {"description": "Deleted."},
+                **_errors(404),
+            },
+        },
+    },
+    "/api/v1/scans/{scan_id}/artifacts/{name}": {
+        "get": {
+            "operationId": "getArtifact",
+            "summary": "A heatmap, thumbnail or preview named in the scan's report",
+            "parameters": [
+                _SCAN_ID,
+                {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+            ],
+            "responses": {
+                "200": {
+                    "description": "The artifact's bytes, with its media type.",
+                    "content": {"image/*": {}, "application/octet-stream": {}},
+                },
+                **_errors(404),
+            },
+        }
+    },
+    "/api/v1/models": {
+        "get": {
+            "operationId": "listModels",
+            "summary": "Installed models and their cards",
+            "responses": {"200": _json(_ref("ModelList"), "Every bundle the server sees.")},
+        }
+    },
+    "/api/v1/health": {
+        "get": {
+            "operationId": "health",
+            "summary": "Liveness, queue depth and loadable models",
+            "responses": {"200": _json(_ref("Health"), "The server is up.")},
+        }
+    },
+    "/api/v1/openapi.json": {
+        "get": {
+            "operationId": "openapi",
+            "summary": "This document",
+            "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1 document.")},
+        }
+    },
+    "/api/v1/docs": {
+        "get": {
+            "operationId": "docs",
+            "summary": "This document as a readable page",
+            "responses": {
+                "200": {"description": "HTML page.", "content": {"text/html": {}}},
+            },
+        }
+    },
+    "/predict": {
+        "post": {
+            "operationId": "predict",
+            "summary": "Drop-in for the original prototype: Real or Fake, synchronously",
+            "description": "Scans the upload and waits for it. prediction is Fake when the"
+            " calibrated fake probability is at or above the model's threshold; confidence is"
+            " the probability of that label; verdict adds the uncertain band. A file with"
+            " nothing to judge (no face, no speech) answers 422 rather than a guess.",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["file"],
+                            "properties": {
+                                "file": {"type": "string", "format": "binary"},
+                                "fileType": {"type": "string", "enum": MEDIA},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": _json(_ref("Prediction"), "The prediction."),
+                **_errors(400, 409, 413, 415, 422, 500, 503, 504),
+            },
+        }
+    },
+}
+
+
+def build_openapi() -> dict:
+    """The OpenAPI 3.1 document served at ``/api/v1/openapi.json``."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "deepfakescan API",
+            "version": __version__,
+            "description": "Offline deepfake detection for images, audio and video. Upload a"
+            " file, follow its progress, read a calibrated verdict with its evidence. Errors"
+            ' are always JSON: {"error": {"code", "message"}}.',
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        },
+        "paths": PATHS,
+        "components": {
+            "schemas": SCHEMAS,
+            "responses": {
+                f"E{status}": _json(_ref("Error"), text) for status, text in _ERROR_TEXT.items()
+            },
+        },
+    }

@@ -1,0 +1,315 @@
+"""The page in a real browser (Debian's chromium driven by Playwright), on waitress, offline.
+
+Uploads the public-domain astronaut, a drawn portrait, a tone and a clip and sees their result
+cards, uploads a renamed text file and sees the error inline, checks the client-side checks,
+keyboard access and the phone-width layout, and takes screenshots (copied to docs/screenshots/
+for the README with DEEPFAKESCAN_SAVE_SCREENSHOTS=1). Photos go through the real pipeline with
+the brightness test bundle; stand-ins add what the detectors not trained yet will report (a
+family and face heatmap, an audio window timeline, video timelines, tracks and frames), so the
+card is tested on every part.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from deepfakescan import pipeline
+from deepfakescan.config import Settings
+from deepfakescan.report import Artifact, Box, Face, MediaInfo, Report, Segment, Track
+
+from .conftest import face_jpeg
+from .fixtures import make_video, tone_wav
+from .test_web_api import audio_report
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+playwright_api = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')"
+)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (apt-get install chromium)"
+    ),
+]
+
+
+def keep_screenshot(path: Path, name: str | None = None) -> None:
+    """Copy a screenshot to docs/screenshots/ when DEEPFAKESCAN_SAVE_SCREENSHOTS=1 (the README's
+    pictures are refreshed on purpose, not by every test run)."""
+    if os.environ.get("DEEPFAKESCAN_SAVE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, SCREENSHOTS / (name or path.name))
+
+
+def synthetic_portrait(width: int = 640, height: int = 480) -> Image.Image:
+    """A drawn, bright 'portrait' (no real person): a sky, a cartoon head and shoulders."""
+    y = np.linspace(0, 1, height)[:, None, None]
+    sky = (np.array([200, 225, 250]) * (1 - y) + np.array([240, 240, 230]) * y).astype(np.uint8)
+    img = Image.fromarray(np.broadcast_to(sky, (height, width, 3)).copy())
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((200, 380, 440, 600), fill=(90, 120, 200))
+    draw.ellipse((250, 120, 390, 300), fill=(242, 200, 170))
+    draw.ellipse((285, 180, 305, 195), fill=(40, 40, 60))
+    draw.ellipse((335, 180, 355, 195), fill=(40, 40, 60))
+    draw.arc((290, 225, 350, 265), 20, 160, fill=(150, 60, 60), width=4)
+    draw.chord((245, 105, 395, 200), 180, 360, fill=(90, 60, 40))
+    return img
+
+
+def jpeg_bytes(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def heatmap_png(width: int, height: int) -> bytes:
+    yy, xx = np.mgrid[0:height, 0:width]
+    d = np.hypot((xx - width * 0.55) / width, (yy - height * 0.45) / height)
+    strength = np.clip(1 - d * 2.2, 0, 1)
+    rgba = np.zeros((height, width, 4), np.uint8)
+    rgba[..., 0] = 255
+    rgba[..., 1] = (200 * (1 - strength)).astype(np.uint8)
+    rgba[..., 3] = (200 * strength).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgba).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def scan_with_stand_ins(path, *, name=None, **kw):
+    """The real pipeline, except: audio is a stub (no audio model in tests), and a ``drawn-``
+    picture gets a stand-in face with a heatmap and a family (no family model in tests)."""
+    if name and name.endswith(".wav"):
+        return audio_report(path, name=name)
+    if name and name.endswith(".mp4"):
+        return video_report(name)
+    report = pipeline.scan(path, name=name, **kw)
+    if not (name or "").startswith("drawn-"):
+        return report
+    report.add_artifact(
+        Artifact("heatmap-0.png", "heatmap", "image/png", "stand-in heatmap for face 1"),
+        heatmap_png(140, 180),
+    )
+    report.faces = [
+        Face(
+            box=Box(250, 120, 140, 180),
+            fake_probability=0.91,
+            verdict="fake",
+            detection_confidence=0.99,
+            family="face_swap",
+            family_probabilities={"face_swap": 0.72, "gan": 0.18, "edit": 0.10},
+            heatmap="heatmap-0.png",
+        )
+    ]
+    report.fake_probability, report.verdict = 0.91, "fake"
+    report.reasons = [
+        "The face looks manipulated: 91% (we call it fake from 60%).",
+        "It looks most like a face swap (72%).",
+    ]
+    return report
+
+
+def video_report(name: str) -> Report:
+    """Stand-in for the video detector: visual and audio timelines, a track, three frames."""
+    visual = [Segment(i, i + 1, 0.3 if i < 5 else 0.9, "visual") for i in range(10)]
+    voice = [Segment(i, i + 2, 0.2 + 0.05 * i, "audio") for i in range(0, 10, 2)]
+    report = Report(
+        verdict="fake",
+        fake_probability=0.82,
+        threshold=0.5,
+        uncertain_band=(0.4, 0.6),
+        reasons=["The face looks manipulated from 5 s on.", "The voice sounds natural."],
+        media=MediaInfo(type="video", format="mp4", size_bytes=1, width=160, height=120),
+        segments=visual + voice,
+        tracks=[Track(0, [float(i) for i in range(10)], 0.82, "fake", 5, "face_swap")],
+        source_name=name,
+    )
+    for i in range(3):
+        frame = Image.fromarray(np.full((90, 160, 3), 60 + 50 * i, np.uint8))
+        report.add_artifact(
+            Artifact(f"frame-{i}.jpg", "thumbnail", "image/jpeg", f"Frame at {5 + i} s"),
+            jpeg_bytes(frame),
+        )
+    return report
+
+
+@pytest.fixture
+def server(request, tmp_path, brightness_model_dir):
+    """The app on waitress; parametrise indirectly with a byte limit to lower it."""
+    from waitress import create_server
+
+    from deepfakescan.web import create_app
+
+    limit = {"max_bytes": request.param} if hasattr(request, "param") else {}
+    settings = Settings.from_env(data_dir=tmp_path / "data", workers=1, **limit)
+    app = create_app({"SETTINGS": settings, "SCAN_FN": scan_with_stand_ins})
+    srv = create_server(app, host="127.0.0.1", port=0, threads=4)
+    stop = threading.Event()
+
+    def serve_until_stopped() -> None:
+        # short loop turns, so the socket is closed here, never under a running select()
+        while not stop.is_set():
+            srv.asyncore.loop(timeout=0.05, map=srv._map, count=1)
+
+    thread = threading.Thread(target=serve_until_stopped, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.effective_port}"
+    stop.set()
+    thread.join(5)
+    srv.close()
+    srv.task_dispatcher.shutdown()
+    app.extensions["deepfakescan"].close()
+
+
+@pytest.fixture
+def page(server):
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        context = browser.new_context(viewport={"width": 1100, "height": 900})
+        # fully offline: any request that leaves the server is a failure
+        outside: list[str] = []
+        context.route(
+            "**/*",
+            lambda route: (
+                route.continue_()
+                if route.request.url.startswith(server)
+                else (outside.append(route.request.url), route.abort())
+            ),
+        )
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server + "/")
+        yield page
+        assert errors == [], f"JavaScript errors: {errors}"
+        assert outside == [], f"the page reached outside the server: {outside}"
+        browser.close()
+
+
+def upload(page, tmp_path: Path, name: str, data: bytes) -> None:
+    path = tmp_path / name
+    path.write_bytes(data)
+    page.set_input_files("#file-input", str(path))
+
+
+def test_photo_upload_shows_verdict_explanation_face_box_and_heatmap(page, tmp_path):
+    upload(page, tmp_path, "astronaut.jpg", face_jpeg("bright"))  # public domain, toned
+    card = page.locator("#result article")
+    card.wait_for(timeout=60_000)
+    assert card.get_attribute("data-media") == "image"
+    assert card.get_attribute("data-verdict") == "fake"  # a bright face, to the test model
+    text = card.inner_text()
+    assert "Likely manipulated" in text and "chance of manipulation" in text
+    assert "we say we are unsure" in card.locator(".explanation").inner_text()
+    assert "Face 1:" in text
+    assert card.locator("img[alt^='The uploaded image with 1 face']").is_visible()
+    assert card.locator("svg rect[stroke]").count() == 1  # the face box
+    toggle = card.get_by_role("button", name="Show heatmap")
+    toggle.focus()
+    page.keyboard.press("Enter")
+    assert card.get_by_role("button", name="Hide heatmap").get_attribute("aria-pressed") == "true"
+    card.locator("svg g.heatmaps image").wait_for(state="attached")
+    assert card.locator(".reasons li").first.inner_text().startswith("The face looks")
+    assert page.locator("#history-list li").first.inner_text().startswith("Likely fake")
+
+
+def test_card_shows_the_manipulation_family_and_saves_the_screenshot(page, tmp_path):
+    upload(page, tmp_path, "drawn-portrait.jpg", jpeg_bytes(synthetic_portrait()))
+    card = page.locator("#result article[data-verdict='fake']")
+    card.wait_for(timeout=60_000)
+    assert "looks like face swap (72%)" in card.inner_text()
+    card.get_by_role("button", name="Show heatmap").click()
+    card.locator("svg g.heatmaps image").wait_for(state="attached")
+    shot = tmp_path / "web-image-result.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    keep_screenshot(shot)
+
+
+def test_audio_upload_shows_a_timeline_of_window_scores(page, tmp_path):
+    upload(page, tmp_path, "voice-note.wav", tone_wav(1.0))
+    card = page.locator("#result article[data-media='audio']")
+    card.wait_for()
+    assert card.get_attribute("data-verdict") == "fake"
+    chart = card.get_by_role("img", name="How suspicious each part of the recording sounds")
+    assert chart.locator("rect[fill='#dc2626']").count() == 2  # two windows over the band
+    assert "recording" in card.locator(".explanation").inner_text()
+
+
+def test_video_upload_shows_visual_and_audio_timelines_and_suspicious_frames(page, tmp_path):
+    clip = make_video(tmp_path / "clip.mp4", seconds=1.0)
+    page.set_input_files("#file-input", str(clip))
+    card = page.locator("#result article[data-media='video']")
+    card.wait_for(timeout=60_000)
+    chart = card.get_by_role("img", name="Faces and voice over time")
+    assert chart.locator("polyline").count() == 2
+    frames = card.locator("img[alt^='Frame at']")
+    assert frames.count() == 3
+    assert page.evaluate("(img) => img.complete && img.naturalWidth", frames.first.element_handle())
+    assert "Person 1: 82% chance of manipulation" in card.inner_text()
+
+
+def test_renamed_text_file_shows_an_inline_error(page, tmp_path):
+    upload(page, tmp_path, "notes.jpg", b"These are meeting notes, not a photo.\n" * 20)
+    alert = page.get_by_role("alert")
+    alert.wait_for()
+    assert "We can't read this kind of file." in alert.inner_text()
+    assert page.locator("#result article").count() == 0
+
+
+@pytest.mark.parametrize("server", [200_000], indirect=True)
+@pytest.mark.parametrize(
+    ("name", "size", "message"),
+    [
+        ("huge.mp4", 300_000, "This file is too large."),
+        ("silence.wav", 0, "This file is empty."),
+        ("report.docx", 1000, "We can't read this kind of file."),
+    ],
+)
+def test_client_refuses_files_it_can_judge_before_uploading(page, tmp_path, name, size, message):
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.method))
+    upload(page, tmp_path, name, bytes(size))
+    alert = page.get_by_role("alert")
+    alert.wait_for()
+    assert message in alert.inner_text()
+    assert "POST" not in requests
+
+
+def test_phone_width_layout_has_no_horizontal_scroll_and_keyboard_reaches_the_picker(
+    page, tmp_path
+):
+    page.set_viewport_size({"width": 375, "height": 740})
+    upload(page, tmp_path, "drawn-portrait.jpg", jpeg_bytes(synthetic_portrait()))
+    page.locator("#result article").wait_for(timeout=60_000)
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0
+    page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
+    page.goto(page.url.split("/scans/")[0] + "/")
+    for _ in range(8):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "file-input":
+            break
+    assert page.evaluate("document.activeElement.id") == "file-input"
+    ring = page.evaluate("getComputedStyle(document.getElementById('dropzone')).boxShadow")
+    assert ring != "none", "the focused picker shows no focus ring"
+    keep_screenshot(tmp_path / "phone.png", "web-phone.png")
