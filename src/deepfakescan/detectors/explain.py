@@ -26,23 +26,32 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 def warp_heat(
     heat: np.ndarray, crop_to_image: np.ndarray, crop_size: int, scale: float, out_size: tuple
-) -> np.ndarray:
-    """Map one crop's (h, w) heat grid into preview pixels; zero outside the crop.
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """Map one crop's (h, w) heat grid into preview pixels, over the crop's bounding region.
 
     ``crop_to_image`` is the (2, 3) affine from crop to original-image coordinates and
-    ``scale`` the preview's size over the original's. Pillow's AFFINE transform wants the
+    ``scale`` the preview's size over the original's. Returns the heat over the region the
+    crop covers and that region's top-left corner (only that region is warped and blended,
+    which keeps a large photo with a small face cheap). Pillow's AFFINE transform wants the
     inverse map (output pixel -> input pixel), built here from the two.
     """
+    corners = np.array([[0, 0, 1], [crop_size, 0, 1], [0, crop_size, 1], [crop_size, crop_size, 1]])
+    mapped = corners @ crop_to_image.T * scale
+    x0, y0 = np.clip(np.floor(mapped.min(axis=0)).astype(int), 0, None)
+    x1 = int(min(out_size[0], np.ceil(mapped[:, 0].max())))
+    y1 = int(min(out_size[1], np.ceil(mapped[:, 1].max())))
+    if x1 <= x0 or y1 <= y0:
+        return np.zeros((0, 0), np.float32), (0, 0)
     grid = Image.fromarray(heat.astype(np.float32), mode="F").resize(
         (crop_size, crop_size), Image.Resampling.BILINEAR
     )
     full = np.vstack([crop_to_image, [0.0, 0.0, 1.0]])
-    preview_to_image = np.diag([1.0 / scale, 1.0 / scale, 1.0])
-    inverse = np.linalg.inv(full) @ preview_to_image
+    region_to_image = np.array([[1 / scale, 0, x0 / scale], [0, 1 / scale, y0 / scale], [0, 0, 1]])
+    inverse = np.linalg.inv(full) @ region_to_image
     warped = grid.transform(
-        out_size, Image.Transform.AFFINE, inverse[:2].ravel(), Image.Resampling.BILINEAR
+        (x1 - x0, y1 - y0), Image.Transform.AFFINE, inverse[:2].ravel(), Image.Resampling.BILINEAR
     )
-    return np.asarray(warped, dtype=np.float32)
+    return np.asarray(warped, dtype=np.float32), (int(x0), int(y0))
 
 
 def heatmap_overlay(
@@ -71,12 +80,16 @@ def heatmap_overlay(
         if scale < 1
         else Image.fromarray(rgb)
     )
-    heat = np.zeros((size[1], size[0]), dtype=np.float32)
+    pixels = np.array(base, dtype=np.uint8)
     for grid, matrix, crop_size in heats:
-        heat = np.maximum(heat, warp_heat(grid, matrix, crop_size, scale, size))
-    alpha = (MAX_ALPHA * np.clip(heat, 0.0, 1.0))[..., None]
-    blended = np.asarray(base, dtype=np.float32) * (1 - alpha) + HEAT_COLOUR * alpha
-    picture = Image.fromarray(blended.round().astype(np.uint8))
+        heat, (x0, y0) = warp_heat(grid, matrix, crop_size, scale, size)
+        if heat.size == 0:
+            continue
+        region = pixels[y0 : y0 + heat.shape[0], x0 : x0 + heat.shape[1]].astype(np.float32)
+        alpha = (MAX_ALPHA * np.clip(heat, 0.0, 1.0))[..., None]
+        blended = region * (1 - alpha) + HEAT_COLOUR * alpha
+        pixels[y0 : y0 + heat.shape[0], x0 : x0 + heat.shape[1]] = blended.round().astype(np.uint8)
+    picture = Image.fromarray(pixels)
     draw = ImageDraw.Draw(picture)
     line = max(2, round(max(size) / 300))
     for (x, y, w, h), label in boxes:
