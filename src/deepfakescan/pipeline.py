@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from .config import Settings
-from .errors import BadInput, ModelMissing, ScanCancelled
+from .errors import BadInput, ScanCancelled
 from .media.source import MediaSource
 from .report import Evidence, MediaInfo, Report
 
@@ -166,15 +166,26 @@ def _scan_audio(
 def _scan_video(
     src: MediaSource, fmt: str, settings: Settings, stages: _Stages
 ) -> tuple[MediaInfo, Evidence]:
-    from .media.video import probe_video
+    from .detectors.video import analyse_video
 
-    with stages.stage("decode", 0.05):
-        probe_video(src)
-    # Until the video pipeline (sampled faces + audio track + fusion) lands, refuse honestly.
-    raise ModelMissing(
-        "no model installed for video: video analysis (sampled faces and the audio track)"
-        " is not available in this release"
+    result = analyse_video(
+        src, settings, stage=stages.stage, progress=stages.report, check=stages.check
     )
+    info = result.info
+    media = MediaInfo(
+        type="video",
+        format=fmt,
+        size_bytes=src.size,
+        width=info.width,
+        height=info.height,
+        duration_s=None if info.duration_s is None else round(info.duration_s, 3),
+        analysed_duration_s=result.analysed_duration_s,
+        sample_rate=result.sample_rate,
+        channels=result.channels,
+        frame_rate=None if info.frame_rate is None else round(info.frame_rate, 3),
+        frames_sampled=result.frames_sampled,
+    )
+    return media, result.evidence
 
 
 _ROUTES = {"image": _scan_image, "audio": _scan_audio, "video": _scan_video}

@@ -59,7 +59,7 @@ def to_batch(crops: list[np.ndarray], spec: dict) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
-def _score_faces(
+def score_faces(
     bundle: ModelBundle, rgb: np.ndarray, faces: list[DetectedFace]
 ) -> tuple[list[AlignedFace], np.ndarray, np.ndarray | None]:
     """Aligned crops, calibrated probabilities and class-activation maps (or None)."""
@@ -75,7 +75,7 @@ def _score_faces(
     return aligned, probabilities, maps
 
 
-def _family(
+def face_family(
     bundle: ModelBundle, rgb: np.ndarray, face: DetectedFace
 ) -> tuple[str, dict[str, float]]:
     """Most likely manipulation family, or "other" below the card's threshold."""
@@ -88,7 +88,8 @@ def _family(
     return (best if table[best] >= bundle.threshold else "other"), table
 
 
-def _optional(name: str, settings: Settings) -> ModelBundle | None:
+def optional_model(name: str, settings: Settings) -> ModelBundle | None:
+    """The bundle, or ``None`` when it is not installed (for models a scan can do without)."""
     try:
         return load_model(name, settings)
     except ModelMissing:
@@ -121,11 +122,11 @@ def analyse_image(
     warnings = []
     if len(found) > MAX_FACES:
         warnings.append(f"{len(found)} faces found; the {MAX_FACES} clearest were scored")
-    aligned, probabilities, maps = _score_faces(detector, image.rgb, faces)
+    aligned, probabilities, maps = score_faces(detector, image.rgb, faces)
 
     family_model = None
     if any(verdict_for(float(p), band) == "fake" for p in probabilities):
-        family_model = _optional(FAMILY_MODEL, settings)
+        family_model = optional_model(FAMILY_MODEL, settings)
         if family_model is not None:
             models.append(family_model.ref("manipulation-classifier"))
 
@@ -134,7 +135,7 @@ def analyse_image(
         verdict = verdict_for(float(p), band)
         family, family_table = None, None
         if verdict == "fake" and family_model is not None:
-            family, family_table = _family(family_model, image.rgb, face)
+            family, family_table = face_family(family_model, image.rgb, face)
         x, y, w, h = face.box
         report_faces.append(
             Face(

@@ -1,0 +1,602 @@
+"""Video evidence: sampled frames -> faces -> per-person tracks -> visual score; audio track ->
+audio score; both fused into one verdict with a per-second timeline.
+
+Flow, streaming (one decoded frame in memory at a time, whatever the video's length or size):
+
+1. ``sample_frames`` picks ``Settings.video_frames`` frames evenly in time (see
+   ``media/video.py`` for the rule and how damage and lying headers are handled).
+2. Each frame is downscaled to ``Settings.video_detection_max_side`` for MTCNN, searching faces
+   of at least ``Settings.video_min_face`` of the shorter side (never under 20 px): an 8K
+   frame costs what a 640 px one does, a fraction of what a 1280 px photo costs.
+3. The :data:`MAX_FACES` largest faces of the frame are aligned from the full-resolution frame
+   and scored by the ``image`` bundle, as a photo's faces are (``detectors/image.py``); faces
+   judged fake are also given a manipulation family when the ``image-family`` bundle is
+   installed. Only the :data:`N_THUMBNAILS` most suspicious frames are kept, downscaled.
+4. After the last frame, faces are grouped into per-person tracks, each person gets a score by
+   the DFDC "confident frames" rule, and the most suspicious person seen in enough frames gives
+   the visual score (rules in ``detectors/fusion.py``).
+5. The audio track goes through the audio detector (its voice-activity gate decides whether
+   there is speech to judge); its windows share the container clock with the frames.
+6. ``fusion.fuse``: fake if either modality is fake, real only if every judged modality is
+   real; ``uncertain`` when neither a face nor speech was found.
+
+The report holds per-second visual and audio segments, the tracks with their frame times,
+every face with its frame time and track, and the most suspicious frames as JPEG thumbnails
+with face boxes and the detector's heatmap. Models: with only one of the image and audio
+detectors installed, the other modality is skipped with a warning; with neither the scan is
+``ModelMissing`` (503).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from ..config import Settings
+from ..errors import CorruptMedia, ModelMissing, UnsupportedMedia
+from ..faces import MIN_FACE, DetectedFace, detect_faces
+from ..media.audio import AudioStream
+from ..media.source import MediaSource
+from ..media.video import VideoInfo, probe_video, sample_frames
+from ..report import Artifact, Box, Evidence, Face, ModelRef, Segment, Track, percent, verdict_for
+from . import fusion as F
+from .bundle import ModelBundle, load_model
+from .explain import heatmap_overlay, sigmoid
+from .image import FAMILY_MODEL, FAMILY_PHRASES, IMAGE_MODEL, face_family, score_faces
+
+AUDIO_MODEL = "audio"
+MAX_FACES = 4
+"""Faces scored per frame, largest first: a swapped face is a subject of the video, and the
+small faces of a crowd behind it would multiply the model's work without being judgeable."""
+N_THUMBNAILS = 3
+"""The most suspicious frames kept as pictures."""
+THUMB_MAX_SIDE = 640
+"""Longer side of a thumbnail; frames are downscaled to it as soon as they qualify."""
+N_SPANS = 3
+"""How many suspicious voice spans a reason names."""
+
+StageFn = Callable[[str, float], AbstractContextManager]
+"""``stage(name, fraction)``: a context that times one stage (the pipeline's ``_Stages``)."""
+
+
+@dataclass
+class VideoAnalysis:
+    """What ``analyse_video`` found: the evidence and the facts the pipeline reports as media."""
+
+    evidence: Evidence
+    info: VideoInfo
+    frames_sampled: int
+    analysed_duration_s: float | None
+    sample_rate: int | None = None
+    channels: int | None = None
+
+
+@dataclass
+class _FaceSeen:
+    pos: int
+    """Position of the frame among the frames sampled."""
+    time_s: float
+    face: DetectedFace
+    probability: float
+    family: str | None = None
+    family_table: dict[str, float] | None = None
+    track: int = -1
+
+
+@dataclass(order=True)
+class _Shot:
+    """A candidate thumbnail: a downscaled frame and what to draw on it."""
+
+    score: float
+    pos: int
+    time_s: float = field(compare=False)
+    rgb: np.ndarray = field(compare=False, repr=False)
+    scale: float = field(compare=False)
+    faces: list[int] = field(compare=False)
+    heats: list[tuple[np.ndarray, np.ndarray, int]] = field(compare=False, repr=False)
+
+
+def _load(name: str, settings: Settings) -> tuple[ModelBundle | None, str | None]:
+    """(bundle, None), or (None, why it is unavailable)."""
+    try:
+        return load_model(name, settings), None
+    except ModelMissing as e:
+        return None, e.message
+
+
+def min_face_pixels(width: int, height: int, settings: Settings) -> float:
+    """Smallest face side searched, in pixels of the detection image for a frame this size."""
+    factor = min(1.0, settings.video_detection_max_side / max(width, height))
+    return max(float(MIN_FACE), settings.video_min_face * min(width, height) * factor)
+
+
+def analyse_video(
+    source: MediaSource,
+    settings: Settings,
+    *,
+    stage: StageFn | None = None,
+    progress: Callable[[float, str], None] | None = None,
+    check: Callable[[], None] | None = None,
+) -> VideoAnalysis:
+    """Judge a video's faces and voice and fuse them (rules in the module docstrings).
+
+    Parameters
+    ----------
+    source
+        The video (a sniffed video container).
+    stage, progress, check
+        The pipeline's hooks: ``stage(name, fraction)`` times the stages "decode", "faces",
+        "model", "audio" and "fusion" (each may be entered many times; times add up);
+        ``progress(fraction, stage)`` reports progress inside the audio stage; ``check()``
+        raises ``ScanCancelled`` when the caller gave up.
+    """
+    stage = stage or (lambda name, fraction: nullcontext())
+    with stage("decode", 0.05):
+        info = probe_video(source)  # damaged input is CorruptMedia whatever is installed
+    detector, no_visual = _load(IMAGE_MODEL, settings)
+    audio_model, no_audio = _load(AUDIO_MODEL, settings)
+    if detector is None and audio_model is None:
+        raise ModelMissing(
+            "no model installed for video: it needs the image detector or the audio detector"
+            f" (image: {no_visual}; audio: {no_audio})"
+        )
+    warnings: list[str] = []
+    models: list[ModelRef] = []
+
+    seen: list[_FaceSeen] = []
+    frame_times: list[float] = []
+    shots: list[_Shot] = []
+    family_ref: list[ModelRef] = []
+    if detector is not None:
+        models += [detector.ref("image-detector"), ModelRef("mtcnn", "1.0.0", "face-detector")]
+        frame_times = _scan_frames(
+            source, settings, detector, stage, seen, shots, warnings, family_ref
+        )
+    else:
+        warnings.append(f"visual analysis unavailable: {no_visual}")
+    models += family_ref
+
+    audio_ev: Evidence | None = None
+    stream = None
+    if audio_model is None:
+        if info.has_audio:
+            warnings.append(f"audio analysis unavailable: {no_audio}")
+    elif info.has_audio:
+        audio_ev, stream = _scan_audio(
+            source, settings, audio_model, stage, progress, check, warnings
+        )
+        if audio_ev is not None:
+            models += audio_ev.models
+
+    with stage("fusion", 0.97):
+        heard = None if stream is None else stream.seconds_read
+        evidence = _conclude(
+            settings, info, detector, (audio_model, audio_ev, heard), seen, frame_times, shots
+        )
+        evidence.warnings = warnings + evidence.warnings
+    evidence.models = models
+    span = info.duration_s if info.duration_s else (frame_times[-1] if frame_times else None)
+    analysed = None if span is None else round(min(span, settings.max_video_seconds), 3)
+    sample_rate = None if stream is None else stream.info.sample_rate
+    channels = None if stream is None else stream.info.channels
+    return VideoAnalysis(evidence, info, len(frame_times), analysed, sample_rate, channels)
+
+
+# ---------------------------------------------------------------------------- frames
+
+
+def _scan_frames(
+    source: MediaSource,
+    settings: Settings,
+    detector: ModelBundle,
+    stage: StageFn,
+    seen: list[_FaceSeen],
+    shots: list[_Shot],
+    warnings: list[str],
+    family_ref: list[ModelRef],
+) -> list[float]:
+    """Decode, detect and score the sampled frames one at a time; returns their times."""
+    band = detector.uncertain_band
+    with stage("decode", 0.05):
+        sampler = sample_frames(source, settings.video_frames, settings)
+    frames = iter(sampler)
+    n = sampler.n
+    times: list[float] = []
+    family_model: ModelBundle | None = None
+    family_tried = False  # the family model is loaded on the first fake face, if installed
+    try:
+        while True:
+            fraction = 0.05 + 0.6 * len(times) / n
+            with stage("decode", fraction):
+                frame = next(frames, None)
+            if frame is None:
+                break
+            pos = len(times)
+            times.append(max(0.0, frame.time_s))
+            height, width = frame.rgb.shape[:2]
+            with stage("faces", fraction):
+                found = detect_faces(
+                    frame.rgb,
+                    max_side=settings.video_detection_max_side,
+                    min_face=min_face_pixels(width, height, settings),
+                    settings=settings,
+                )
+                found = sorted(found, key=lambda f: -f.box[2] * f.box[3])[:MAX_FACES]
+            if not found:
+                continue
+            with stage("model", fraction):
+                aligned, probabilities, maps = score_faces(detector, frame.rgb, found)
+                first = len(seen)
+                for face, p in zip(found, probabilities, strict=True):
+                    record = _FaceSeen(pos, times[-1], face, float(p))
+                    if verdict_for(record.probability, band) == "fake":
+                        if not family_tried:
+                            family_tried = True
+                            family_model, _ = _load(FAMILY_MODEL, settings)
+                            if family_model is not None:
+                                family_ref.append(family_model.ref("manipulation-classifier"))
+                        if family_model is not None:
+                            record.family, record.family_table = face_family(
+                                family_model, frame.rgb, face
+                            )
+                    seen.append(record)
+                score = float(np.max(probabilities))
+                if len(shots) < N_THUMBNAILS or score > shots[0].score:
+                    shot = _shot(frame.rgb, score, pos, times[-1], first, aligned, maps)
+                    if len(shots) < N_THUMBNAILS:
+                        heapq.heappush(shots, shot)
+                    else:
+                        heapq.heapreplace(shots, shot)
+    finally:
+        close = getattr(frames, "close", None)
+        if close is not None:
+            close()
+    warnings.extend(w for w in sampler.warnings if w not in warnings)
+    return times
+
+
+def _shot(
+    rgb: np.ndarray, score: float, pos: int, time_s: float, first: int, aligned, maps
+) -> _Shot:
+    """Downscale a frame for its thumbnail and keep its heat grids in thumbnail pixels."""
+    height, width = rgb.shape[:2]
+    scale = min(1.0, THUMB_MAX_SIDE / max(height, width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = Image.fromarray(rgb)
+    if scale < 1.0:
+        small = small.resize(size, Image.Resampling.BOX, reducing_gap=2.0)
+    # the crop->image maps scale with the image: one factor per axis after rounding the size
+    sx, sy = size[0] / width, size[1] / height
+    heats = []
+    if maps is not None:
+        for grid, face in zip(maps, aligned, strict=True):
+            matrix = face.matrix * np.array([[sx], [sy]])
+            heats.append((sigmoid(grid), matrix, face.image.shape[0]))
+    faces = list(range(first, first + len(aligned)))
+    return _Shot(score, pos, time_s, np.asarray(small), sx, faces, heats)
+
+
+def _scan_audio(
+    source: MediaSource,
+    settings: Settings,
+    model: ModelBundle,
+    stage: StageFn,
+    progress: Callable[[float, str], None] | None,
+    check: Callable[[], None] | None,
+    warnings: list[str],
+) -> tuple[Evidence | None, AudioStream | None]:
+    """The audio detector on the video's audio track; damage there is a warning, not a failure."""
+    from ..media.audio import open_audio_stream
+    from .audio import analyse_audio
+
+    with stage("audio", 0.65):
+        try:
+            stream = open_audio_stream(source, settings)
+        except (CorruptMedia, UnsupportedMedia) as e:
+            warnings.append(f"the audio track could not be decoded: {e.message}")
+            return None, None
+
+        def on_progress(fraction: float, name: str) -> None:
+            if progress is not None:
+                progress(0.65 + 0.3 * fraction, "audio")
+
+        try:
+            evidence = analyse_audio(
+                stream, settings, progress=on_progress, cancel=check, model=model
+            )
+        except CorruptMedia as e:
+            warnings.append(f"the audio track could not be decoded: {e.message}")
+            return None, None
+    warnings.extend(w for w in evidence.warnings if w not in warnings)
+    return evidence, stream
+
+
+# ---------------------------------------------------------------------------- conclusion
+
+
+def _conclude(
+    settings: Settings,
+    info: VideoInfo,
+    detector: ModelBundle | None,
+    audio: tuple[ModelBundle | None, Evidence | None, float | None],
+    seen: list[_FaceSeen],
+    frame_times: list[float],
+    shots: list[_Shot],
+) -> Evidence:
+    """Tracks, per-person and visual scores, fusion, timeline, reasons and thumbnails.
+
+    ``audio`` is (audio model, its evidence, seconds of audio decoded); warnings found here
+    are returned in the evidence.
+    """
+    audio_model, audio_ev, audio_seconds = audio
+    warnings: list[str] = []
+    n_frames = len(frame_times)
+    visual_reasons: list[str] = []
+    tracks: list[Track] = []
+    segments: list[Segment] = []
+    visual = F.Judgement("visual", None, "uncertain", None, None)
+
+    if detector is not None:
+        band = detector.uncertain_band
+        boxes: list[list[F.BoxXYWH]] = [[] for _ in range(n_frames)]
+        index: list[list[int]] = [[] for _ in range(n_frames)]
+        for i, record in enumerate(seen):
+            boxes[record.pos].append(record.face.box)
+            index[record.pos].append(i)
+        family_threshold = 0.5
+        if any(r.family_table for r in seen):
+            family_model, _ = _load(FAMILY_MODEL, settings)
+            family_threshold = family_model.threshold if family_model is not None else 0.5
+        for track_id, members in enumerate(F.group_tracks(boxes)):
+            records = [seen[index[pos][f]] for pos, f in members]
+            for record in records:
+                record.track = track_id
+            tracks.append(_track(track_id, records, band, family_threshold))
+        if tracks:
+            chosen, enough = F.deciding_track(
+                [t.fake_probability for t in tracks],
+                [len(t.frame_times_s) for t in tracks],
+                n_frames,
+            )
+            track = tracks[chosen]
+            visual = F.Judgement(
+                "visual", track.fake_probability, track.verdict, detector.threshold, band
+            )
+            visual_reasons = _visual_reasons(tracks, chosen, band, enough, n_frames)
+            if not enough:
+                warnings.append(
+                    f"faces were seen in at most {len(track.frame_times_s)} of the {n_frames}"
+                    " sampled frames: thin evidence for the visual verdict"
+                )
+            by_pos: dict[int, float] = {}
+            for record in seen:
+                by_pos[record.pos] = max(by_pos.get(record.pos, 0.0), record.probability)
+            for start, end, p in F.bin_points(
+                [frame_times[pos] for pos in by_pos], list(by_pos.values())
+            ):
+                segments.append(Segment(start, end, p, "visual"))
+        else:
+            visual = F.Judgement("visual", None, "uncertain", detector.threshold, band)
+            visual_reasons = [
+                f"No face was found in the {n_frames} sampled frames, so the picture was not"
+                " judged (this release judges faces)."
+            ]
+
+    audio = F.Judgement("audio", None, "uncertain", None, None)
+    audio_reasons: list[str] = []
+    if audio_ev is not None:
+        audio_band = audio_ev.uncertain_band or audio_model.uncertain_band
+        audio = F.Judgement(
+            "audio", audio_ev.fake_probability, audio_ev.verdict, audio_ev.threshold, audio_band
+        )
+        heard = audio_seconds if audio_seconds else float("inf")
+        kept = [s for s in audio_ev.segments if s.start_s < heard]
+        bins = F.bin_intervals(
+            [s.start_s for s in kept],
+            [min(s.end_s, heard) for s in kept],
+            [s.fake_probability for s in kept],
+        )
+        segments += [Segment(a, b, p, "audio") for a, b, p in bins]
+        audio_reasons = _audio_reasons(audio_ev, bins, audio_band)
+    elif audio_model is not None and not info.has_audio:
+        audio_reasons = ["The video has no audio track, so only the picture was judged."]
+
+    fused = F.fuse([visual, audio])
+    if fused.deciding == "audio":
+        reasons = audio_reasons + visual_reasons
+    else:
+        reasons = visual_reasons + audio_reasons
+    if fused.probability is None:
+        reasons.insert(0, _nothing_judged(detector is not None, audio_model, audio_ev, info))
+
+    faces, artifacts = _faces_and_thumbnails(seen, shots, tracks, detector)
+    segments.sort(key=lambda s: (s.modality != "visual", s.start_s))
+    return Evidence(
+        verdict=fused.verdict,
+        fake_probability=fused.probability,
+        threshold=fused.threshold,
+        uncertain_band=fused.band,
+        reasons=reasons,
+        faces=faces,
+        segments=segments,
+        tracks=tracks,
+        warnings=warnings,
+        artifacts=artifacts,
+    )
+
+
+def _nothing_judged(
+    visual: bool, audio_model: ModelBundle | None, audio_ev: Evidence | None, info: VideoInfo
+) -> str:
+    """The first reason of an uncertain video: what was missing, in plain words."""
+    missing = ["no face was found" if visual else "visual analysis is unavailable"]
+    if audio_model is None:
+        missing.append("audio analysis is unavailable")
+    elif not info.has_audio:
+        missing.append("there is no audio track")
+    elif audio_ev is None:
+        missing.append("the audio track could not be decoded")
+    else:
+        missing.append("no speech was found")
+    if missing == ["no face was found", "no speech was found"]:
+        return (
+            "Neither a face nor speech was found, so this video cannot be judged:"
+            " this release judges faces and voices."
+        )
+    return f"This video cannot be judged: {missing[0]} and {missing[1]}."
+
+
+def _track(
+    track_id: int,
+    records: list[_FaceSeen],
+    band: tuple[float, float],
+    family_threshold: float,
+) -> Track:
+    probabilities = [r.probability for r in records]
+    score = F.track_score(probabilities)
+    verdict = verdict_for(score, band)
+    judged_fake = sum(verdict_for(p, band) == "fake" for p in probabilities)
+    family = None
+    tables = [r.family_table for r in records if r.family_table]
+    if verdict == "fake" and tables:
+        labels = list(tables[0])
+        mean = {label: float(np.mean([t.get(label, 0.0) for t in tables])) for label in labels}
+        best = max(mean, key=mean.get)
+        family = best if mean[best] >= family_threshold else "other"
+    return Track(
+        track_id=track_id,
+        frame_times_s=[round(r.time_s, 3) for r in records],
+        fake_probability=score,
+        verdict=verdict,
+        frames_judged_fake=int(judged_fake),
+        family=family,
+    )
+
+
+def _visual_reasons(
+    tracks: list[Track], chosen: int, band: tuple[float, float], enough: bool, n_frames: int
+) -> list[str]:
+    """Plain sentences: the deciding person first, then the others worth naming."""
+    track = tracks[chosen]
+    who = f"Face {track.track_id + 1}"
+    n = len(track.frame_times_s)
+    seen_in = f"in {track.frames_judged_fake} of {n} frames"
+    when = f" ({F.clock(track.frame_times_s[0])} to {F.clock(track.frame_times_s[-1])})"
+    p = track.fake_probability
+    if track.verdict == "fake":
+        first = (
+            f"{who} judged manipulated {seen_in}{when}; its score is {percent(p)}"
+            f" (we call it fake from {band[1]:.0%})."
+        )
+    elif track.verdict == "real":
+        subject = "Every face" if len(tracks) > 1 else who
+        first = (
+            f"{subject} looks authentic: {who.lower()} was judged manipulated {seen_in}{when},"
+            f" score {percent(p)} (below {band[0]:.0%} counts as real)."
+        )
+    else:
+        first = (
+            f"{who} is in the uncertain band: judged manipulated {seen_in}{when}, score"
+            f" {percent(p)} (between {band[0]:.0%} and {band[1]:.0%} we do not decide)."
+        )
+    reasons = [first]
+    if track.family is not None:
+        phrase = FAMILY_PHRASES.get(track.family, track.family.replace("_", " "))
+        reasons.append(f"{who} most resembles {phrase}.")
+    for other in tracks:
+        if other.track_id != track.track_id and other.verdict == "fake":
+            reasons.append(
+                f"Face {other.track_id + 1} was also judged manipulated in"
+                f" {other.frames_judged_fake} of {len(other.frame_times_s)} frames."
+            )
+    if len(tracks) > 1:
+        reasons.append(
+            f"{len(tracks)} faces were followed across {n_frames} sampled frames; the most"
+            " suspicious one seen in enough frames decides the picture's verdict."
+        )
+    if not enough:
+        reasons.append(f"Faces were seen in only {n} of {n_frames} frames: thin evidence.")
+    return reasons
+
+
+def _audio_reasons(
+    evidence: Evidence, bins: list[tuple[float, float, float]], band: tuple[float, float]
+) -> list[str]:
+    p = evidence.fake_probability
+    if p is None:
+        # the audio detector's own words: no speech, or too short
+        return [evidence.reasons[0]] if evidence.reasons else ["No speech was found."]
+    if evidence.verdict == "fake":
+        spans = F.runs(bins, band[1])
+        if spans:
+            shown = ", ".join(f"from {F.clock(a)} to {F.clock(b)}" for a, b in spans[:N_SPANS])
+            more = f" and {len(spans) - N_SPANS} more span(s)" if len(spans) > N_SPANS else ""
+            return [
+                f"Voice synthetic {shown}{more}; its score is {percent(p)}"
+                f" (we call it fake from {band[1]:.0%})."
+            ]
+        return [f"Voice judged synthetic: score {percent(p)} (we call it fake from {band[1]:.0%})."]
+    if evidence.verdict == "real":
+        return [f"Voice sounds natural: score {percent(p)} (below {band[0]:.0%} counts as real)."]
+    return [
+        f"Voice is in the uncertain band: score {percent(p)} (between {band[0]:.0%} and"
+        f" {band[1]:.0%} we do not decide)."
+    ]
+
+
+def _faces_and_thumbnails(
+    seen: list[_FaceSeen],
+    shots: list[_Shot],
+    tracks: list[Track],
+    detector: ModelBundle | None,
+) -> tuple[list[Face], list[tuple[Artifact, bytes]]]:
+    """Every face for the report, and the most suspicious frames as pictures."""
+    if detector is None:
+        return [], []
+    band = detector.uncertain_band
+    names: dict[int, str] = {}
+    artifacts: list[tuple[Artifact, bytes]] = []
+    for rank, shot in enumerate(sorted(shots, reverse=True), start=1):
+        name = f"frame-{rank}.jpg"
+        labels = []
+        for i in shot.faces:
+            record = seen[i]
+            names[i] = name
+            x, y, w, h = record.face.box
+            box = (x * shot.scale, y * shot.scale, w * shot.scale, h * shot.scale)
+            labels.append((box, f"face {record.track + 1}: {percent(record.probability)}"))
+        picture = heatmap_overlay(shot.rgb, shot.heats, labels, max_side=THUMB_MAX_SIDE)
+        description = (
+            f"Frame at {F.clock(shot.time_s)} ({shot.time_s:.2f} s), suspicious rank {rank}:"
+            " face boxes with their scores"
+            + (", and where the detector saw evidence of manipulation (red)" if shot.heats else "")
+        )
+        artifacts.append((Artifact(name, "thumbnail", "image/jpeg", description), picture))
+    faces = []
+    for i, record in enumerate(seen):
+        x, y, w, h = record.face.box
+        faces.append(
+            Face(
+                box=Box(round(x), round(y), round(w), round(h)),
+                fake_probability=record.probability,
+                verdict=verdict_for(record.probability, band),
+                detection_confidence=round(float(record.face.confidence), 4),
+                landmarks=[
+                    [round(float(a), 1), round(float(b), 1)] for a, b in record.face.landmarks
+                ],
+                family=record.family,
+                family_probabilities=record.family_table,
+                heatmap=names.get(i),
+                time_s=round(record.time_s, 3),
+                track_id=record.track,
+            )
+        )
+    return faces, artifacts
+
+
+__all__ = ["AUDIO_MODEL", "VideoAnalysis", "analyse_video", "min_face_pixels"]

@@ -1,0 +1,466 @@
+"""Video through scan(): faces tracked and scored, the audio track judged, both fused.
+
+Clips are encoded here with PyAV from scikit-image's astronaut (public domain), toned so the
+brightness stand-in (tests/conftest.py) calls the face fake (bright) or real (dark); an audio
+stand-in whose logit is a constant stands in for the audio model. Shipped detector bundles are
+hidden (only the MTCNN face detector stays), so the tests mean the same before and after the
+trained models land.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+import deepfakescan
+from deepfakescan import cli
+from deepfakescan.config import Settings
+from deepfakescan.detectors import bundle
+from deepfakescan.detectors import video as V
+from deepfakescan.errors import ModelMissing, ScanCancelled
+
+from .conftest import write_bundle
+from .fixtures import _add_audio_stream, _write_audio, corrupt, gradient_rgb, make_video, tone
+
+SIZE = (256, 192)
+FPS = 10
+
+
+# ---------------------------------------------------------------------------- models
+
+
+@pytest.fixture(autouse=True)
+def only_the_face_detector_is_shipped(tmp_path, monkeypatch):
+    """Shipped bundles other than MTCNN are hidden: each test installs what it needs."""
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    for path in bundle.SHIPPED_DIR.glob("mtcnn_*"):
+        (shipped / path.name).symlink_to(path)
+    monkeypatch.setattr(bundle, "SHIPPED_DIR", shipped)
+    monkeypatch.delenv("DEEPFAKESCAN_MODEL_DIR", raising=False)
+    bundle.clear_cache()
+    yield
+    bundle.clear_cache()
+
+
+def constant_audio_model(logit: float):
+    """An audio "detector" whose logit is ``logit`` whatever it hears."""
+    from onnx import TensorProto, helper
+
+    from deepfakescan import features as AF
+
+    x = helper.make_tensor_value_info("mfcc", TensorProto.FLOAT, [None, 3, AF.N_MFCC, AF.N_FRAMES])
+    y = helper.make_tensor_value_info("logit", TensorProto.FLOAT, [None])
+    nodes = [
+        helper.make_node("ReduceMean", ["mfcc"], ["mean"], axes=[1, 2, 3], keepdims=0),
+        helper.make_node("Mul", ["mean", "zero"], ["nothing"]),
+        helper.make_node("Add", ["nothing", "bias"], ["logit"]),
+    ]
+    inits = [
+        helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
+        helper.make_tensor("bias", TensorProto.FLOAT, [], [float(logit)]),
+    ]
+    graph = helper.make_graph(nodes, "constant", [x], [y], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def audio_card() -> dict:
+    from deepfakescan import features as AF
+
+    return {
+        "name": "audio",
+        "version": "test-1",
+        "task": "audio-detector",
+        "description": "Test stand-in: a constant logit, not a detector.",
+        "inputs": [
+            {
+                "name": "mfcc",
+                "layout": "NCHW",
+                "shape": [None, 3, AF.N_MFCC, AF.N_FRAMES],
+                "dtype": "float32",
+                "preprocessing": AF.FEATURE_PARAMS,
+            }
+        ],
+        "outputs": [{"name": "logit", "kind": "logit"}],
+        "labels": ["real", "fake"],
+        "calibration": {"method": "none"},
+        "threshold": 0.5,
+        "uncertain_band": [0.3, 0.7],
+        "training": {"sources": [], "command": "built in tests/test_video_pipeline.py"},
+        "metrics": {},
+        "licence": "Apache-2.0",
+        "sha256": "",
+    }
+
+
+def install_audio(directory, logit: float) -> None:
+    write_bundle(directory, "audio", constant_audio_model(logit), audio_card())
+    bundle.clear_cache()
+
+
+@pytest.fixture
+def natural_voice(brightness_model_dir) -> Settings:
+    install_audio(brightness_model_dir, -4.0)
+    return Settings.from_env(video_frames=8)
+
+
+@pytest.fixture
+def synthetic_voice(brightness_model_dir) -> Settings:
+    install_audio(brightness_model_dir, 4.0)
+    return Settings.from_env(video_frames=8)
+
+
+# ---------------------------------------------------------------------------- clips
+
+
+def astronaut(tone_name: str, side: int) -> np.ndarray:
+    """The astronaut's portrait, toned as in conftest.face_jpeg: bright = fake, dark = real."""
+    from skimage import data
+
+    rgb = data.astronaut().astype(np.float32) * 0.35 + (150.0 if tone_name == "bright" else 0.0)
+    img = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
+    return np.asarray(img.resize((side, side), Image.Resampling.BILINEAR))
+
+
+def one_face(tone_name: str, size=SIZE) -> np.ndarray:
+    width, height = size
+    canvas = np.full((height, width, 3), 90, np.uint8)
+    face = astronaut(tone_name, min(width, height))
+    x = (width - face.shape[1]) // 2
+    canvas[:, x : x + face.shape[1]] = face
+    return canvas
+
+
+def two_faces(left: str, right: str) -> np.ndarray:
+    return np.concatenate([astronaut(left, 192), astronaut(right, 192)], axis=1)
+
+
+def encode(
+    frames,
+    *,
+    fps: int = FPS,
+    container: str = "mp4",
+    audio: np.ndarray | None = None,
+    sr: int = 16000,
+    gop: int | None = None,
+) -> bytes:
+    """H.264 (ultrafast) of ``frames`` (a list of RGB arrays), with an AAC track if given."""
+    buf = io.BytesIO()
+    height, width = frames[0].shape[:2]
+    with av.open(buf, "w", format={"mp4": "mp4", "mkv": "matroska"}[container]) as out:
+        vs = out.add_stream("libx264", rate=fps)
+        vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
+        options = {"preset": "ultrafast"}
+        if gop is not None:
+            vs.codec_context.gop_size = gop
+            options |= {"keyint": str(gop), "min-keyint": str(gop)}
+        vs.codec_context.options = options
+        aus = _add_audio_stream(out, "aac", sr, 1) if audio is not None else None
+        for i, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = i
+            frame.time_base = Fraction(1, fps)
+            for packet in vs.encode(frame):
+                out.mux(packet)
+        for packet in vs.encode(None):
+            out.mux(packet)
+        if aus is not None:
+            _write_audio(out, aus, audio[:, None], sr)
+    return buf.getvalue()
+
+
+def voice(seconds: float) -> np.ndarray:
+    """A loud tone: the voice-activity gate counts it as speech (the stand-in hears nothing)."""
+    return tone(seconds, 16000, 1)[:, 0]
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * 16000), np.float32)
+
+
+def clip(tone_name: str, seconds: float = 2.0, audio=voice) -> bytes:
+    frames = [one_face(tone_name)] * int(seconds * FPS)
+    return encode(frames, audio=None if audio is None else audio(seconds))
+
+
+# ---------------------------------------------------------------------------- verdicts
+
+
+def test_fake_face_with_a_natural_voice_is_fake_and_the_face_is_named(natural_voice):
+    report = deepfakescan.scan(clip("bright"), settings=natural_voice)
+    assert report.verdict == "fake"
+    assert report.media.type == "video"
+    assert report.reasons[0].startswith("Face 1 judged manipulated in 8 of 8 frames (0:00 to")
+    assert any(r.startswith("Voice sounds natural") for r in report.reasons)
+    assert report.threshold == 0.5 and report.uncertain_band == (0.4, 0.6)
+    [track] = report.tracks
+    assert track.verdict == "fake" and track.frames_judged_fake == 8
+    assert len(track.frame_times_s) == 8 and track.frame_times_s == sorted(track.frame_times_s)
+    assert {f.track_id for f in report.faces} == {0}
+    assert all(f.time_s in track.frame_times_s for f in report.faces)
+    roles = {m.role for m in report.models}
+    assert roles == {"image-detector", "face-detector", "audio-detector"}
+
+
+def test_synthetic_voice_over_a_real_face_is_fake_and_the_span_is_named(synthetic_voice):
+    report = deepfakescan.scan(clip("dark", seconds=3.0), settings=synthetic_voice)
+    assert report.verdict == "fake"
+    assert report.reasons[0].startswith("Voice synthetic from 0:00 to 0:03")
+    assert any("looks authentic" in r for r in report.reasons)
+    assert report.uncertain_band == (0.3, 0.7)  # the band of the modality that decided
+
+
+def test_real_face_and_natural_voice_is_real(natural_voice):
+    report = deepfakescan.scan(clip("dark"), settings=natural_voice)
+    assert report.verdict == "real"
+    assert report.fake_probability < 0.4
+
+
+def test_timeline_has_per_second_visual_and_audio_segments(natural_voice):
+    frames = [one_face("bright")] * 15 + [one_face("dark")] * 15  # fake for 1.5 s of 3
+    report = deepfakescan.scan(encode(frames, audio=voice(3.0)), settings=natural_voice)
+    visual = [s for s in report.segments if s.modality == "visual"]
+    audio = [s for s in report.segments if s.modality == "audio"]
+    assert [(s.start_s, s.end_s) for s in visual] == [(0, 1), (1, 2), (2, 3)]
+    assert visual[0].fake_probability > 0.9 and visual[2].fake_probability < 0.1
+    assert [(s.start_s, s.end_s) for s in audio] == [(0, 1), (1, 2), (2, 3)]
+    assert all(s.fake_probability == pytest.approx(0.018, abs=0.001) for s in audio)
+    # 4 of 8 frames fake: more than 40 % confident fakes, so the person is judged on those
+    [track] = report.tracks
+    assert track.frames_judged_fake == 4 and track.verdict == "fake"
+
+
+def test_two_people_get_two_tracks_and_the_suspicious_one_decides(natural_voice):
+    frames = [two_faces("dark", "bright")] * 20
+    report = deepfakescan.scan(encode(frames, audio=voice(2.0)), settings=natural_voice)
+    assert report.verdict == "fake"
+    assert len(report.tracks) == 2
+    verdicts = {t.track_id: t.verdict for t in report.tracks}
+    assert sorted(verdicts.values()) == ["fake", "real"]
+    fake_id = next(i for i, v in verdicts.items() if v == "fake")
+    assert report.reasons[0].startswith(f"Face {fake_id + 1} judged manipulated")
+    assert any("2 faces were followed" in r for r in report.reasons)
+    # the fake person is the one on the right
+    assert all(f.box.x > 150 for f in report.faces if f.track_id == fake_id)
+
+
+def test_most_suspicious_frames_are_jpeg_thumbnails_with_boxes(natural_voice):
+    report = deepfakescan.scan(clip("bright"), settings=natural_voice)
+    thumbs = [a for a in report.artifacts if a.kind == "thumbnail"]
+    assert [a.name for a in thumbs] == ["frame-1.jpg", "frame-2.jpg", "frame-3.jpg"]
+    picture = Image.open(io.BytesIO(report.artifact_data["frame-1.jpg"]))
+    assert picture.format == "JPEG" and picture.size == SIZE
+    named = {f.heatmap for f in report.faces if f.heatmap}
+    assert named == {"frame-1.jpg", "frame-2.jpg", "frame-3.jpg"}
+
+
+def family_model():
+    """A manipulation classifier that always says "face_swap" (softmax of logits 3, 0, 0)."""
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 32, 32])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])
+    nodes = [
+        helper.make_node("ReduceMean", ["input"], ["mean"], axes=[1, 2, 3], keepdims=1),
+        helper.make_node("Mul", ["mean", "zero"], ["nothing"]),
+        helper.make_node("Add", ["nothing", "bias"], ["logits"]),
+    ]
+    inits = [
+        helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
+        helper.make_tensor("bias", TensorProto.FLOAT, [3], [3.0, 0.0, 0.0]),
+    ]
+    graph = helper.make_graph(nodes, "family", [x], [y], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_the_family_is_named_when_the_classifier_is_confident(natural_voice):
+    from .conftest import image_card
+
+    card = image_card(
+        task="image-family",
+        outputs=[{"name": "logits", "kind": "logits"}],
+        labels=["face_swap", "gan_generated", "hand_edited"],
+    )
+    write_bundle(natural_voice.model_dir, "image-family", family_model(), card)
+    bundle.clear_cache()
+    report = deepfakescan.scan(clip("bright"), settings=natural_voice)
+    [track] = report.tracks
+    assert track.family == "face_swap"
+    assert "Face 1 most resembles a blended face swap." in report.reasons
+    assert "manipulation-classifier" in {m.role for m in report.models}
+    assert all(f.family == "face_swap" for f in report.faces)
+
+
+# ---------------------------------------------------------------------------- edge cases
+
+
+def test_no_face_and_no_speech_is_uncertain_and_says_why(natural_voice):
+    frames = [gradient_rgb(*SIZE)] * 20
+    report = deepfakescan.scan(encode(frames, audio=silence(2.0)), settings=natural_voice)
+    assert report.verdict == "uncertain" and report.fake_probability is None
+    assert report.reasons[0].startswith("Neither a face nor speech was found")
+    assert any("No face was found in the 8 sampled frames" in r for r in report.reasons)
+    assert any(r.startswith("No speech") for r in report.reasons)
+
+
+def test_no_face_is_said_and_the_audio_is_still_judged(synthetic_voice):
+    frames = [gradient_rgb(*SIZE)] * 20
+    report = deepfakescan.scan(encode(frames, audio=voice(2.0)), settings=synthetic_voice)
+    assert report.verdict == "fake"
+    assert report.reasons[0].startswith("Voice synthetic")
+    assert any("No face was found" in r for r in report.reasons)
+    assert report.tracks == [] and report.media.frames_sampled == 8
+
+
+def test_video_without_audio_is_judged_visually_alone(natural_voice):
+    report = deepfakescan.scan(clip("bright", audio=None), settings=natural_voice)
+    assert report.verdict == "fake"
+    assert any("no audio track" in r for r in report.reasons)
+    assert {s.modality for s in report.segments} == {"visual"}
+    assert report.media.sample_rate is None
+
+
+def test_container_holding_only_audio_is_scanned_as_audio(natural_voice):
+    data = make_video(None, 2.0, audio_only=True)
+    report = deepfakescan.scan(data, settings=natural_voice)
+    assert report.media.type == "audio"
+    assert report.verdict == "real"
+
+
+def test_only_the_audio_model_installed_judges_the_voice_and_warns(tmp_path, monkeypatch):
+    install_audio(tmp_path / "audio-only", 4.0)
+    monkeypatch.setenv("DEEPFAKESCAN_MODEL_DIR", str(tmp_path / "audio-only"))
+    report = deepfakescan.scan(clip("dark"), settings=Settings.from_env(video_frames=4))
+    assert report.verdict == "fake" and report.reasons[0].startswith("Voice synthetic")
+    assert any(w.startswith("visual analysis unavailable") for w in report.warnings)
+    assert report.media.frames_sampled == 0 and report.faces == []
+
+
+def test_only_the_image_model_installed_judges_the_faces_and_warns(settings_with_brightness):
+    report = deepfakescan.scan(clip("bright"), settings=settings_with_brightness)
+    assert report.verdict == "fake"
+    assert any(w.startswith("audio analysis unavailable") for w in report.warnings)
+
+
+def test_no_model_at_all_is_model_missing(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPFAKESCAN_MODEL_DIR", str(tmp_path / "empty"))
+    with pytest.raises(ModelMissing) as info:
+        deepfakescan.scan(clip("dark", audio=None), settings=Settings.from_env())
+    assert info.value.message.startswith("no model installed for video")
+    assert info.value.status == 503
+
+
+def test_8k_frames_are_downscaled_before_detection(natural_voice, monkeypatch):
+    canvas = np.full((4320, 7680, 3), 60, np.uint8)
+    canvas[1000:2800, 3000:4800] = astronaut("bright", 1800)
+    calls = []
+    detect = V.detect_faces
+
+    def spy(rgb, **kwargs):
+        calls.append((rgb.shape, kwargs["max_side"], kwargs["min_face"]))
+        return detect(rgb, **kwargs)
+
+    monkeypatch.setattr(V, "detect_faces", spy)
+    report = deepfakescan.scan(encode([canvas], fps=1), settings=natural_voice)
+    assert (report.media.width, report.media.height) == (7680, 4320)
+    assert calls == [((4320, 7680, 3), 640, pytest.approx(21.6))]  # 6 % of 360 px
+    [face] = report.faces
+    assert 3000 <= face.box.x < 4800 and face.box.w > 250  # in original 8K pixels
+    assert report.verdict == "fake"
+
+
+def test_two_hour_file_is_sampled_not_refused(natural_voice):
+    # 64x48 at 1 fps: 7200 frames encode in well under a second
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        vs = out.add_stream("libx264", rate=1)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        vs.codec_context.gop_size = 600
+        vs.codec_context.options = {"preset": "ultrafast", "keyint": "600"}
+        frame = av.VideoFrame.from_ndarray(gradient_rgb(64, 48), format="rgb24")
+        for i in range(7200):
+            frame.pts = i
+            frame.time_base = Fraction(1, 1)
+            for packet in vs.encode(frame):
+                out.mux(packet)
+        for packet in vs.encode(None):
+            out.mux(packet)
+    report = deepfakescan.scan(buf.getvalue(), settings=natural_voice)
+    assert report.media.duration_s == pytest.approx(7200, abs=1)
+    assert report.media.analysed_duration_s == pytest.approx(7200, abs=1)
+    assert report.media.frames_sampled == 8
+    assert report.verdict == "uncertain"
+    assert report.reasons[0] == (
+        "This video cannot be judged: no face was found and there is no audio track."
+    )
+
+
+def test_corrupt_packets_mid_stream_are_skipped_with_a_warning(natural_voice):
+    frames = []
+    for i in range(20):  # a moving bar, so that every frame carries data worth damaging
+        frame = one_face("bright").copy()
+        frame[:, 8 * i : 8 * i + 4] = 255
+        frames.append(frame)
+    data = encode(frames, gop=5)
+    report = deepfakescan.scan(corrupt(data, 0.4, 2000, seed=1), settings=natural_voice)
+    assert any("damaged" in w for w in report.warnings)
+    assert report.media.frames_sampled >= 3
+    assert report.verdict == "fake"
+
+
+def test_header_claiming_frames_it_does_not_have_is_scanned_with_a_warning(natural_voice):
+    # the MKV header says 4 s (40 frames); cut at half its size, the stream holds fewer
+    data = encode([one_face("bright")] * 40, container="mkv", gop=5)
+    report = deepfakescan.scan(data[: len(data) // 2], settings=natural_voice)
+    assert any("ends near" in w for w in report.warnings)
+    assert 1 <= report.media.frames_sampled < 8
+    assert report.verdict == "fake"
+
+
+# ---------------------------------------------------------------------------- plumbing
+
+
+def test_progress_covers_the_video_stages_and_timings_hold_them(natural_voice):
+    seen = []
+    report = deepfakescan.scan(
+        clip("bright"), settings=natural_voice, progress=lambda f, s: seen.append((f, s))
+    )
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    stages = [s for _, s in seen]
+    for name in ("decode", "faces", "model", "audio", "fusion"):
+        assert name in stages
+        assert report.timings_ms[name] > 0
+    assert stages.index("faces") < stages.index("audio") < stages.index("fusion")
+
+
+def test_cancel_stops_a_video_scan(natural_voice):
+    calls = []
+
+    def cancel():
+        calls.append(1)
+        return len(calls) > 4
+
+    with pytest.raises(ScanCancelled):
+        deepfakescan.scan(clip("bright"), settings=natural_voice, cancel=cancel)
+
+
+def test_cli_prints_the_fused_verdict_and_json_holds_timeline_and_tracks(
+    natural_voice, tmp_path, capsys
+):
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(clip("bright"))
+    code = cli.main(["scan", str(path), "--frames", "8", "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == cli.EXIT_FAKE
+    assert "video" in out and "fake" in out and "Face 1 judged manipulated" in out
+    cli.main(["scan", str(path), "--frames", "8", "--json", "--no-progress"])
+    [item] = json.loads(capsys.readouterr().out)
+    assert {s["modality"] for s in item["report"]["segments"]} == {"visual", "audio"}
+    assert item["report"]["tracks"][0]["frame_times_s"]
