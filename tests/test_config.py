@@ -38,3 +38,9 @@ def test_invalid_limit_names_the_variable(raw):
 def test_every_setting_with_a_variable_exists():
     fields = set(Settings.__dataclass_fields__)
     assert set(ENV_VARS) <= fields
+
+
+def test_every_environment_variable_is_documented_in_the_readme():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    missing = [var for var in ENV_VARS.values() if f"`{var}`" not in readme]
+    assert not missing, f"README's settings table lacks {missing}"
