@@ -1,0 +1,1 @@
+"""Training code (torch-only, extra ``[train]``): data synthesis, datasets, nets, export."""

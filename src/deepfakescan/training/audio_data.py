@@ -1,0 +1,529 @@
+"""The audio corpus: speaker-disjoint splits, generated fakes, the augmentation chain, features.
+
+Three steps, each resumable (files that exist are kept):
+
+1. :func:`plan_corpus` decides, from the file names under ``--data-root`` and a seed, which
+   recording goes to train / val / test (by speaker) and which fakes are made from it. The
+   result is written as committed manifests ``data/manifests/audio_*.csv`` with columns
+   ``path,label,family,source,speaker,origin``. ``path`` is relative to the *work dir*, where
+   ``speech/`` links to the data root and ``generated/`` holds the fakes we make, so
+   ``deepfakescan eval WORK/audio_test.csv`` reads the same files the card reports on.
+2. :func:`generate` makes every ``generated/...`` file from its ``origin`` (vocoder
+   copy-synthesis of a real recording, or a TTS recipe ``espeak:voice+variant:sentence``).
+3. :func:`build_split_cache` decodes each file exactly as ``scan()`` does
+   (``media.audio.load_audio``), pushes training clips through the same random chain whatever
+   their class, cuts windows with :class:`features.Windower`, keeps voiced ones, and stores
+   ``features.window_features`` as float16 in ``WORK/cache/<split>.npz``.
+
+Splits: LibriSpeech by speaker id (one utterance per speaker); FSDD by speaker (george,
+jackson, lucas, nicolas train; theo val; yweweler test); LJSpeech is one speaker, split by file
+(it cannot be speaker-held-out); nsf-vocoded-fake by ARCTIC speaker (bdl, clb train; rms val;
+slt test); espeak-ng by voice variant; festival (one voice) by sentence; the LibriTTS pair
+is test-only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import json
+import os
+import zlib
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import features as F
+from ..config import Settings
+from . import synth_audio as S
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+DEFAULT_DATA_ROOT = REPO_ROOT / ".." / "shared" / "data"
+"""``--data-root``: the shared corpora (``speech/<source>/...``); never copied into the repo."""
+DEFAULT_WORK_DIR = REPO_ROOT / ".." / "cache" / "deepfakescan-audio"
+"""``--work-dir``: generated fakes, feature caches, checkpoints (outside git)."""
+MANIFEST_DIR = REPO_ROOT / "data" / "manifests"
+COLUMNS = ("path", "label", "family", "source", "speaker", "origin")
+SPLITS = ("train", "val", "test")
+
+MAX_SYNTH_SECONDS = 10.0
+"""Fakes made from a real recording use its first 10 s (after trimming silence)."""
+TRAIN_CROP_SECONDS = 8.0
+"""Training clips are cropped at random to this, so no long file dominates an epoch."""
+FSDD_SPEAKERS = {
+    "train": ("george", "jackson", "lucas", "nicolas"),
+    "val": ("theo",),
+    "test": ("yweweler",),
+}
+FSDD_REAL_PER_SPEAKER = {"train": 40, "val": 40, "test": 50}
+FSDD_FAKE_PER_SPEAKER = {"train": 20, "val": 12, "test": 20}
+NSF_SPEAKERS = {"train": ("bdl", "clb"), "val": ("rms",), "test": ("slt",)}
+LIBRI_FRACTIONS = (0.7, 0.15, 0.15)
+ESPEAK_COUNT = {"train": 200, "val": 40, "test": 60}
+LEAVE_OUT_SOURCE = "nsf-vocoded-fake"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One file of the corpus (a manifest line)."""
+
+    path: str
+    label: str
+    family: str
+    source: str
+    speaker: str
+    origin: str = ""
+
+    @property
+    def y(self) -> int:
+        return 1 if self.label == "fake" else 0
+
+
+def _seed_for(*parts: object) -> int:
+    return zlib.crc32("|".join(map(str, parts)).encode())
+
+
+def _rng(seed: int, *parts: object) -> np.random.Generator:
+    return np.random.default_rng([seed, _seed_for(*parts)])
+
+
+# -------------------------------------------------------------------------------- planning
+
+
+def _lj_texts(data_root: Path) -> list[str]:
+    meta = data_root / "speech" / "ljspeech-real" / "metadata.csv"
+    if not meta.is_file():
+        return []
+    texts = []
+    for line in meta.read_text(encoding="utf-8").splitlines():
+        parts = line.split("|")
+        if len(parts) >= 2:
+            words = parts[-1].split()[:22]  # keep TTS utterances a few seconds long
+            texts.append(" ".join(words))
+    return texts
+
+
+def plan_corpus(data_root: Path, seed: int = 0) -> dict[str, list[Row]]:
+    """Every file of every split, deterministic given the data root's file names and ``seed``."""
+    speech = data_root / "speech"
+    rows: dict[str, list[Row]] = {s: [] for s in SPLITS}
+
+    def add_real_and_fakes(split: str, rel: str, source: str, speaker: str, fakes: bool) -> None:
+        rows[split].append(Row(rel, "real", "real", source, speaker))
+        if fakes:
+            stem = Path(rel).stem
+            for fam in S.VOCODER_FAMILIES:
+                path = f"generated/{fam}/{source}/{stem}.wav"
+                rows[split].append(Row(path, "fake", fam, f"{fam}/{source}", speaker, rel))
+
+    # LibriSpeech: by speaker id (file names are speaker-chapter-utterance)
+    libri = sorted((speech / "librispeech-real").glob("*.flac"))
+    speakers = sorted({p.name.split("-")[0] for p in libri})
+    order = _rng(seed, "libri").permutation(len(speakers))
+    n_train = int(round(LIBRI_FRACTIONS[0] * len(speakers)))
+    n_val = int(round(LIBRI_FRACTIONS[1] * len(speakers)))
+    libri_split = {}
+    for rank, i in enumerate(order):
+        libri_split[speakers[i]] = (
+            "train" if rank < n_train else "val" if rank < n_train + n_val else "test"
+        )
+    for p in libri:
+        spk = p.name.split("-")[0]
+        add_real_and_fakes(
+            libri_split[spk], f"speech/librispeech-real/{p.name}", "librispeech-real", spk, True
+        )
+
+    # LJSpeech: one speaker, split by file
+    lj = sorted((speech / "ljspeech-real").glob("*.wav"))
+    for i, p in enumerate(lj):
+        split = (
+            "train" if i < int(0.625 * len(lj)) else "val" if i < int(0.8125 * len(lj)) else "test"
+        )
+        add_real_and_fakes(split, f"speech/ljspeech-real/{p.name}", "ljspeech-real", "lj", True)
+
+    # FSDD: by speaker; a seeded subset of each speaker's 500 clips
+    for split, spks in FSDD_SPEAKERS.items():
+        for spk in spks:
+            files = sorted((speech / "fsdd-real").glob(f"*_{spk}_*.wav"))
+            pick = _rng(seed, "fsdd", spk).permutation(len(files))[: FSDD_REAL_PER_SPEAKER[split]]
+            for k, i in enumerate(sorted(pick)):
+                rel = f"speech/fsdd-real/{files[i].name}"
+                add_real_and_fakes(split, rel, "fsdd-real", spk, k < FSDD_FAKE_PER_SPEAKER[split])
+
+    # collected fakes: NSF vocoders on CMU ARCTIC, by ARCTIC speaker
+    for p in sorted((speech / "nsf-vocoded-fake").glob("*.wav")):
+        spk = p.stem.split("_arctic_")[0].rsplit("_", 1)[-1]
+        split = next((s for s, v in NSF_SPEAKERS.items() if spk in v), None)
+        if split:
+            rows[split].append(
+                Row(f"speech/nsf-vocoded-fake/{p.name}", "fake", "nsf", "nsf-vocoded-fake", spk)
+            )
+
+    # LibriTTS real + its neural-vocoder copy: evaluation only
+    for p in sorted((speech / "libritts-real").glob("*.flac")):
+        rows["test"].append(
+            Row(
+                f"speech/libritts-real/{p.name}",
+                "real",
+                "real",
+                "libritts-real",
+                p.stem.split("_")[0],
+            )
+        )
+    for p in sorted((speech / "libritts-vocoded-fake").glob("*.flac")):
+        rows["test"].append(
+            Row(
+                f"speech/libritts-vocoded-fake/{p.name}",
+                "fake",
+                "libritts-vocoder",
+                "libritts-vocoded-fake",
+                p.stem.split("_")[0],
+            )
+        )
+
+    # TTS: espeak-ng by variant, festival by sentence
+    texts = list(S.SENTENCES) + _lj_texts(data_root)
+    for split in SPLITS:
+        rng = _rng(seed, "espeak", split)
+        variants = S.ESPEAK_VARIANTS[split]
+        for k in range(ESPEAK_COUNT[split]):
+            voice = S.ESPEAK_VOICES[int(rng.integers(len(S.ESPEAK_VOICES)))]
+            variant = variants[k % len(variants)]
+            t = int(rng.integers(len(texts)))
+            name = f"generated/espeak/{split}/{k:04d}_{voice}+{variant}.wav"
+            rows[split].append(
+                Row(name, "fake", "espeak", "espeak", variant, f"espeak:{voice}+{variant}:{t}")
+            )
+    n = len(texts)
+    fest_split = {i: "train" if i % 5 < 3 else "val" if i % 5 == 3 else "test" for i in range(n)}
+    for i in range(n):
+        split = fest_split[i]
+        for rep in range({"train": 2, "val": 1, "test": 3}[split]):
+            name = f"generated/festival/{split}/{i:03d}_{rep}.wav"
+            rows[split].append(
+                Row(name, "fake", "festival", "festival", "kal", f"festival:kal:{i}:{rep}")
+            )
+    return rows
+
+
+def leave_one_out(
+    rows: dict[str, list[Row]], source: str = LEAVE_OUT_SOURCE
+) -> dict[str, list[Row]]:
+    """Splits for the generalisation run: ``source`` out of train and val; test = test reals +
+    every file of ``source`` (none of them was seen)."""
+    every = [r for split in SPLITS for r in rows[split] if r.source == source]
+    return {
+        "train": [r for r in rows["train"] if r.source != source],
+        "val": [r for r in rows["val"] if r.source != source],
+        "test": [r for r in rows["test"] if r.label == "real"] + every,
+    }
+
+
+def write_manifest(path: Path, rows: Iterable[Row]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow(asdict(r))
+
+
+def read_manifest(path: Path) -> list[Row]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return [Row(**{k: row.get(k, "") or "" for k in COLUMNS}) for row in csv.DictReader(f)]
+
+
+def manifest_paths(manifest_dir: Path = MANIFEST_DIR) -> dict[str, Path]:
+    names = {s: f"audio_{s}.csv" for s in SPLITS}
+    names |= {f"loo_{s}": f"audio_loo_{s}.csv" for s in SPLITS}
+    return {k: manifest_dir / v for k, v in names.items()}
+
+
+def prepare_work_dir(work_dir: Path, data_root: Path, manifest_dir: Path = MANIFEST_DIR) -> None:
+    """Link ``WORK/speech`` to the data root and copy the manifests beside it, so manifest paths
+    resolve for training and for ``deepfakescan eval`` without copying a single recording."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    link = work_dir / "speech"
+    target = (data_root / "speech").resolve()
+    if link.is_symlink() and Path(os.readlink(link)) != target:
+        link.unlink()
+    if not link.exists():
+        link.symlink_to(target, target_is_directory=True)
+    for path in manifest_paths(manifest_dir).values():
+        if path.is_file():
+            (work_dir / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+
+
+# ------------------------------------------------------------------------------ generation
+
+
+def _make_one(args: tuple[str, str, str, int]) -> str | None:
+    work, path, origin, seed = args
+    out = Path(work) / path
+    if out.is_file():
+        return None
+    rng = _rng(seed, path)
+    family = path.split("/")[1]
+    try:
+        if family in S.VOCODERS:
+            y = S.trim_silence(decode(Path(work) / origin))[
+                : int(MAX_SYNTH_SECONDS * F.SAMPLE_RATE)
+            ]
+            fake = S.VOCODERS[family](y, rng)
+        elif family == "espeak":
+            _, voice_variant, t = origin.split(":")
+            voice, variant = voice_variant.split("+")
+            fake = S.espeak(_texts(work)[int(t)], voice, variant, rng)
+        elif family == "festival":
+            fake = S.festival(_texts(work)[int(origin.split(":")[2])], rng)
+        else:
+            return f"{path}: unknown family {family}"
+        S.save_wav(out, fake)
+    except Exception as e:  # report and go on: one bad file must not stop a 20-minute job
+        return f"{path}: {type(e).__name__}: {e}"
+    return None
+
+
+_TEXTS: list[str] | None = None
+
+
+def _texts(work: str) -> list[str]:
+    global _TEXTS
+    if _TEXTS is None:
+        _TEXTS = list(S.SENTENCES) + _lj_texts(Path(work).resolve() / "speech" / "..")
+    return _TEXTS
+
+
+def generate(
+    rows: Iterable[Row], work_dir: Path, seed: int = 0, jobs: int = 2, log=print
+) -> list[str]:
+    """Make every missing ``generated/`` file; returns the failures (path: error)."""
+    import multiprocessing as mp
+
+    todo = [
+        (str(work_dir), r.path, r.origin, seed) for r in rows if r.path.startswith("generated/")
+    ]
+    todo = [t for t in todo if not (work_dir / t[1]).is_file()]
+    log(f"generating {len(todo)} files with {jobs} processes")
+    failures = []
+    with mp.get_context("fork").Pool(jobs) as pool:
+        for i, err in enumerate(pool.imap_unordered(_make_one, todo, chunksize=4), start=1):
+            if err:
+                failures.append(err)
+                log(f"  failed: {err}")
+            if i % 100 == 0:
+                log(f"  {i}/{len(todo)}")
+    return failures
+
+
+# ------------------------------------------------------------------------------- decoding
+
+
+def decode(path: Path, settings: Settings | None = None) -> np.ndarray:
+    """16 kHz mono float32 exactly as ``scan()`` decodes it (same reader, same resampler)."""
+    from ..media.audio import load_audio
+    from ..media.source import MediaSource
+
+    settings = settings or Settings()
+    return load_audio(MediaSource.from_any(path, settings), settings).samples
+
+
+# ----------------------------------------------------------------------- augmentation chain
+
+
+def _codec_roundtrip(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Encode with MP3, Opus or AAC at a random bitrate through PyAV and decode back."""
+    import av
+
+    fmt, codec, rate = [
+        ("mp3", "libmp3lame", 16000),
+        ("ogg", "libopus", 16000),
+        ("adts", "aac", 16000),
+    ][int(rng.integers(3))]
+    bitrate = int(rng.choice([16, 24, 32, 48, 64, 96, 128])) * 1000
+    buf = io.BytesIO()
+    with av.open(buf, "w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=rate, layout="mono")
+        stream.bit_rate = bitrate
+        frame_len = 960 if codec == "libopus" else 1152 if codec == "libmp3lame" else 1024
+        pcm = np.clip(y, -1, 1).astype(np.float32)
+        fmt_name = stream.codec_context.format.name if stream.codec_context.format else "fltp"
+        for i, start in enumerate(range(0, len(pcm), frame_len)):
+            chunk = pcm[start : start + frame_len]
+            if len(chunk) < frame_len:
+                chunk = np.pad(chunk, (0, frame_len - len(chunk)))
+            if fmt_name == "s16":
+                frame = av.AudioFrame.from_ndarray(
+                    (chunk * 32767).astype(np.int16)[None], format="s16", layout="mono"
+                )
+            else:
+                frame = av.AudioFrame.from_ndarray(
+                    chunk[None], format="fltp" if fmt_name == "fltp" else "flt", layout="mono"
+                )
+            frame.sample_rate = rate
+            frame.pts = i * frame_len
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    buf.seek(0)
+    blocks = []
+    with av.open(buf) as inp:
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=F.SAMPLE_RATE)
+        for frame in inp.decode(audio=0):
+            for rf in resampler.resample(frame):
+                blocks.append(rf.to_ndarray().reshape(-1))
+    out_y = np.concatenate(blocks).astype(np.float32) if blocks else y
+    # codecs add a delay: align roughly by cross-correlation of the first second
+    n = min(len(y), F.SAMPLE_RATE)
+    if len(out_y) > n:
+        lag_max = min(2048, len(out_y) - n)
+        corr = [float(np.dot(out_y[k : k + n], y[:n])) for k in range(0, lag_max, 8)]
+        lag = 8 * int(np.argmax(corr))
+        out_y = out_y[lag:]
+    out_y = out_y[: len(y)]
+    return np.pad(out_y, (0, len(y) - len(out_y))) if len(out_y) < len(y) else out_y
+
+
+def _reverb(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Exponentially decaying noise as a room impulse response (RT60 0.15-0.7 s)."""
+    from scipy.signal import fftconvolve
+
+    rt60 = rng.uniform(0.15, 0.7)
+    n = int(rt60 * F.SAMPLE_RATE)
+    t = np.arange(n) / F.SAMPLE_RATE
+    rir = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)
+    rir[0] = 1.0 / rng.uniform(0.3, 1.0)
+    wet = fftconvolve(y, rir)[: len(y)]
+    return (wet / (np.abs(wet).max() + 1e-9) * np.abs(y).max()).astype(np.float32)
+
+
+def _band_limit(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    import soxr
+    from scipy.signal import butter, sosfilt
+
+    if rng.random() < 0.6:
+        sr = int(rng.choice([8000, 11025, 12000]))
+        down = soxr.resample(y, F.SAMPLE_RATE, sr)
+        return soxr.resample(down, sr, F.SAMPLE_RATE)[: len(y)].astype(np.float32)
+    lo = rng.uniform(50, 300)
+    hi = rng.uniform(3400, 7500)
+    sos = butter(4, [lo, hi], btype="band", fs=F.SAMPLE_RATE, output="sos")
+    return sosfilt(sos, y).astype(np.float32)
+
+
+def augment(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The random chain every training clip goes through, real or fake alike.
+
+    Trim silence, random crop, gain, band-limit/resample, reverberation, noise at a random SNR,
+    lossy codec, then a tiny noise floor (TTS has exact-zero silences; real rooms never do).
+    """
+    y = S.trim_silence(y)
+    crop = int(TRAIN_CROP_SECONDS * F.SAMPLE_RATE)
+    if len(y) > crop:
+        start = int(rng.integers(0, len(y) - crop))
+        y = y[start : start + crop]
+    peak = np.abs(y).max(initial=0.0)
+    if peak > 0:
+        y = y / peak * 10 ** (rng.uniform(-24, -1) / 20)
+    if rng.random() < 0.5:
+        y = _band_limit(y, rng)
+    if rng.random() < 0.3:
+        y = _reverb(y, rng)
+    if rng.random() < 0.5:
+        snr = rng.uniform(5, 40)
+        noise = rng.standard_normal(len(y))
+        if rng.random() < 0.5:  # pinkish
+            noise = np.cumsum(noise)
+            noise -= np.convolve(noise, np.ones(64) / 64, mode="same")
+        p_sig = np.mean(y**2) + 1e-12
+        noise *= np.sqrt(p_sig / 10 ** (snr / 10) / (np.mean(noise**2) + 1e-12))
+        y = y + noise
+    if rng.random() < 0.5:
+        with contextlib.suppress(Exception):  # an encoder missing from a PyAV build: skip
+            y = _codec_roundtrip(y, rng)
+    y = y + rng.standard_normal(len(y)) * 10 ** (rng.uniform(-85, -65) / 20)
+    return np.clip(y, -1, 1).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- feature cache
+
+
+def file_windows(samples: np.ndarray) -> tuple[np.ndarray, list[F.Window]]:
+    """Features of the voiced windows of a decoded file: what the detector scores, in order."""
+    wins = [w for w in F.clip_windows(samples) if w.voiced] if len(samples) else []
+    return F.batch_features(w.samples for w in wins), wins
+
+
+def _features_for(args: tuple[str, str, int, int, int]) -> tuple[str, np.ndarray]:
+    work, path, n_aug, seed, epoch_seed = args
+    y = decode(Path(work) / path)
+    if n_aug == 0:
+        return path, file_windows(y)[0].astype(np.float16)
+    out = []
+    for k in range(n_aug):
+        aug = augment(y, _rng(seed, path, epoch_seed, k))
+        out.append(file_windows(aug)[0])
+    feats = np.concatenate(out) if out else np.zeros((0, 3, F.N_MFCC, F.N_FRAMES), np.float32)
+    return path, feats.astype(np.float16)
+
+
+def build_split_cache(
+    rows: list[Row],
+    work_dir: Path,
+    name: str,
+    *,
+    n_aug_real: int,
+    n_aug_fake: int,
+    seed: int = 0,
+    jobs: int = 2,
+    log=print,
+) -> Path:
+    """Window features of every file in ``rows`` into ``WORK/cache/<name>.npz`` (kept if present).
+
+    ``n_aug_* = 0`` means as scanned (no chain): validation and test are cached that way so that
+    calibration is fitted on exactly what ``scan()`` will see.
+    """
+    import multiprocessing as mp
+
+    key = hashlib.sha1(
+        (
+            "|".join(r.path for r in rows)
+            + f"{n_aug_real},{n_aug_fake},{seed}"
+            + json.dumps(F.FEATURE_PARAMS, sort_keys=True)
+        ).encode()
+    ).hexdigest()[:10]
+    out = work_dir / "cache" / f"{name}-{key}.npz"
+    if out.is_file():
+        log(f"features: reusing {out}")
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    todo = [(str(work_dir), r.path, n_aug_fake if r.y else n_aug_real, seed, 0) for r in rows]
+    feats: dict[str, np.ndarray] = {}
+    with mp.get_context("fork").Pool(jobs) as pool:
+        for i, (path, f) in enumerate(pool.imap(_features_for, todo, chunksize=4), start=1):
+            feats[path] = f
+            if i % 200 == 0:
+                log(f"  features {name}: {i}/{len(todo)}")
+    by_path = {r.path: r for r in rows}
+    x, y, file_idx = [], [], []
+    for i, r in enumerate(rows):
+        f = feats[r.path]
+        x.append(f)
+        y.extend([by_path[r.path].y] * len(f))
+        file_idx.extend([i] * len(f))
+    tmp = out.with_suffix(".tmp.npz")
+    np.savez(
+        tmp,
+        x=np.concatenate(x) if x else np.zeros((0, 3, F.N_MFCC, F.N_FRAMES), np.float16),
+        y=np.asarray(y, np.int8),
+        file_index=np.asarray(file_idx, np.int32),
+        paths=np.asarray([r.path for r in rows]),
+    )
+    tmp.replace(out)
+    log(f"features {name}: {len(y)} windows from {len(rows)} files -> {out}")
+    return out
