@@ -32,11 +32,12 @@ MAX_FACES = 8
 HEATMAP_NAME = "heatmap.jpg"
 
 FAMILY_PHRASES = {
-    "face_swap": "a blended face swap",
-    "gan_generated": "a GAN-generated face",
-    "hand_edited": "a hand-edited face",
+    "blend": "a blended face swap",
+    "gan": "a GAN-generated face",
+    "hand-edited": "a hand-edited face",
     "other": "a manipulation it cannot name",
 }
+"""How reasons name the family classifier's labels (training/image_data.FAMILIES)."""
 
 
 def crop_spec(bundle: ModelBundle) -> tuple[int, float]:

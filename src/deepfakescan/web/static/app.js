@@ -358,11 +358,22 @@
     return found ? found.url : null;
   }
 
+  // the family classifier's labels, in words (same as detectors/image.py FAMILY_PHRASES)
+  const FAMILY_WORDS = {
+    blend: "a blended face swap",
+    gan: "a GAN-generated face",
+    "hand-edited": "a hand-edited face",
+    other: "a manipulation it cannot name",
+  };
+  function familyWords(family) {
+    return FAMILY_WORDS[family] || family.replace(/[_-]/g, " ");
+  }
   function familyText(face) {
     if (!face.family) return null;
     const probs = face.family_probabilities || {};
     const p = probs[face.family];
-    return `looks like ${face.family.replace(/[_-]/g, " ")}${p !== undefined ? ` (${pct(p)})` : ""}`;
+    const share = p !== undefined && face.family !== "other" ? ` (${pct(p)})` : "";
+    return `looks like ${familyWords(face.family)}${share}`;
   }
 
   function imageSection(scan, report) {
@@ -562,7 +573,7 @@
         h("ul", { class: "mt-3 space-y-1 text-sm", "aria-label": "People in the video" },
           tracks.map((t, i) =>
             h("li", { class: "flex flex-wrap items-center gap-2" }, badge(t.verdict),
-              h("span", { text: `Person ${i + 1}: ${pct(t.fake_probability)} chance of manipulation, ${t.frames_judged_fake} of ${t.frame_times_s.length} frames judged fake${t.family ? `; looks like ${t.family.replace(/[_-]/g, " ")}` : ""}` }),
+              h("span", { text: `Person ${i + 1}: ${pct(t.fake_probability)} chance of manipulation, ${t.frames_judged_fake} of ${t.frame_times_s.length} frames judged fake${t.family ? `; looks like ${familyWords(t.family)}` : ""}` }),
             ),
           ),
         ),
