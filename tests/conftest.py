@@ -105,6 +105,38 @@ def image_card(**overrides) -> dict:
     return card
 
 
+def audio_card(**overrides) -> dict:
+    """Card of a stand-in ``audio`` bundle: feature parameters as the shipped model's."""
+    from deepfakescan import features
+
+    card = {
+        "name": "audio",
+        "version": "test-1",
+        "task": "audio-detector",
+        "description": "Test stand-in, not a detector.",
+        "inputs": [
+            {
+                "name": "mfcc",
+                "layout": "NCHW",
+                "shape": [None, 3, features.N_MFCC, features.N_FRAMES],
+                "dtype": "float32",
+                "preprocessing": features.FEATURE_PARAMS,
+            }
+        ],
+        "outputs": [{"name": "logit", "kind": "logit"}],
+        "labels": ["real", "fake"],
+        "calibration": {"method": "none"},
+        "threshold": 0.5,
+        "uncertain_band": [0.4, 0.6],
+        "training": {"sources": [], "command": "built in tests"},
+        "metrics": {},
+        "licence": "Apache-2.0",
+        "sha256": "",
+    }
+    card.update(overrides)
+    return card
+
+
 @pytest.fixture
 def brightness_model_dir(tmp_path, monkeypatch) -> Path:
     """A model directory holding a tiny ``image`` bundle; DEEPFAKESCAN_MODEL_DIR points at it."""

@@ -23,8 +23,10 @@ from deepfakescan.detectors import bundle
 from deepfakescan.errors import ModelMissing
 from deepfakescan.training import audio_data as D
 
-from .conftest import write_bundle
+from .conftest import audio_card, write_bundle
 from .fixtures import corrupt, encode_audio, tone
+
+PLATT = {"method": "platt", "a": 1.0, "b": 0.0}
 
 
 def mean_model():
@@ -37,37 +39,10 @@ def mean_model():
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
 
 
-def audio_card() -> dict:
-    return {
-        "name": "audio",
-        "version": "test-1",
-        "task": "audio-detector",
-        "description": "Test stand-in: the mean of the features, not a detector.",
-        "inputs": [
-            {
-                "name": "mfcc",
-                "layout": "NCHW",
-                "shape": [None, 3, F.N_MFCC, F.N_FRAMES],
-                "dtype": "float32",
-                "preprocessing": F.FEATURE_PARAMS,
-            }
-        ],
-        "outputs": [{"name": "logit", "kind": "logit"}],
-        "labels": ["real", "fake"],
-        "calibration": {"method": "platt", "a": 1.0, "b": 0.0},
-        "threshold": 0.5,
-        "uncertain_band": [0.4, 0.6],
-        "training": {"sources": [], "command": "built in tests/test_audio_detector.py"},
-        "metrics": {},
-        "licence": "Apache-2.0",
-        "sha256": "",
-    }
-
-
 @pytest.fixture
 def stand_in(tmp_path, monkeypatch) -> Settings:
     pytest.importorskip("onnx")
-    write_bundle(tmp_path / "models", "audio", mean_model(), audio_card())
+    write_bundle(tmp_path / "models", "audio", mean_model(), audio_card(calibration=PLATT))
     monkeypatch.setenv("DEEPFAKESCAN_MODEL_DIR", str(tmp_path / "models"))
     bundle.clear_cache()
     yield Settings.from_env()

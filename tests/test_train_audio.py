@@ -17,6 +17,8 @@ from deepfakescan.detectors import bundle  # noqa: E402
 from deepfakescan.evaluation.metrics import roc_auc  # noqa: E402
 from deepfakescan.training import export, train_audio  # noqa: E402
 
+from .conftest import audio_card  # noqa: E402
+
 
 def clip(kind: str, seed: int) -> np.ndarray:
     """'real': gliding harmonics; 'fake': noise bursts, both under the same syllable envelope."""
@@ -63,29 +65,7 @@ def test_export_and_reload_through_the_bundle_loader_matches_pytorch(
         trained, torch.from_numpy(x[:2]), tmp_path / "audio.onnx", input_name="mfcc"
     )
     assert export.check_against_torch(trained, onnx_path, x) < 1e-4
-    card = {
-        "name": "audio",
-        "version": "test",
-        "task": "audio-detector",
-        "description": "tiny",
-        "inputs": [
-            {
-                "name": "mfcc",
-                "layout": "NCHW",
-                "shape": [None, 3, F.N_MFCC, F.N_FRAMES],
-                "dtype": "float32",
-                "preprocessing": F.FEATURE_PARAMS,
-            }
-        ],
-        "outputs": [{"name": "logit", "kind": "logit"}],
-        "labels": ["real", "fake"],
-        "calibration": {"method": "platt", "a": 1.0, "b": 0.0},
-        "threshold": 0.5,
-        "uncertain_band": [0.4, 0.6],
-        "training": {"sources": [], "command": "test"},
-        "metrics": {},
-        "licence": "test",
-    }
+    card = audio_card(calibration={"method": "platt", "a": 1.0, "b": 0.0})
     export.write_card(onnx_path, card)
     bundle.clear_cache()
     model = bundle.load_model("audio", Settings(model_dir=tmp_path))

@@ -25,7 +25,7 @@ from deepfakescan.detectors import bundle
 from deepfakescan.detectors import video as V
 from deepfakescan.errors import ModelMissing, ScanCancelled
 
-from .conftest import write_bundle
+from .conftest import audio_card, write_bundle
 from .fixtures import _add_audio_stream, _write_audio, corrupt, gradient_rgb, make_video, tone
 
 SIZE = (256, 192)
@@ -70,37 +70,10 @@ def constant_audio_model(logit: float):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
 
 
-def audio_card() -> dict:
-    from deepfakescan import features as AF
-
-    return {
-        "name": "audio",
-        "version": "test-1",
-        "task": "audio-detector",
-        "description": "Test stand-in: a constant logit, not a detector.",
-        "inputs": [
-            {
-                "name": "mfcc",
-                "layout": "NCHW",
-                "shape": [None, 3, AF.N_MFCC, AF.N_FRAMES],
-                "dtype": "float32",
-                "preprocessing": AF.FEATURE_PARAMS,
-            }
-        ],
-        "outputs": [{"name": "logit", "kind": "logit"}],
-        "labels": ["real", "fake"],
-        "calibration": {"method": "none"},
-        "threshold": 0.5,
-        "uncertain_band": [0.3, 0.7],
-        "training": {"sources": [], "command": "built in tests/test_video_pipeline.py"},
-        "metrics": {},
-        "licence": "Apache-2.0",
-        "sha256": "",
-    }
-
-
 def install_audio(directory, logit: float) -> None:
-    write_bundle(directory, "audio", constant_audio_model(logit), audio_card())
+    write_bundle(
+        directory, "audio", constant_audio_model(logit), audio_card(uncertain_band=[0.3, 0.7])
+    )
     bundle.clear_cache()
 
 
@@ -261,7 +234,7 @@ def test_most_suspicious_frames_are_jpeg_thumbnails_with_boxes(natural_voice):
 
 
 def family_model():
-    """A manipulation classifier that always says "face_swap" (softmax of logits 3, 0, 0)."""
+    """A manipulation classifier that always says "blend" (softmax of logits 3, 0, 0)."""
     from onnx import TensorProto, helper
 
     x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 32, 32])
@@ -285,16 +258,16 @@ def test_the_family_is_named_when_the_classifier_is_confident(natural_voice):
     card = image_card(
         task="image-family",
         outputs=[{"name": "logits", "kind": "logits"}],
-        labels=["face_swap", "gan_generated", "hand_edited"],
+        labels=["blend", "gan", "hand-edited"],
     )
     write_bundle(natural_voice.model_dir, "image-family", family_model(), card)
     bundle.clear_cache()
     report = deepfakescan.scan(clip("bright"), settings=natural_voice)
     [track] = report.tracks
-    assert track.family == "face_swap"
+    assert track.family == "blend"
     assert "Face 1 most resembles a blended face swap." in report.reasons
     assert "manipulation-classifier" in {m.role for m in report.models}
-    assert all(f.family == "face_swap" for f in report.faces)
+    assert all(f.family == "blend" for f in report.faces)
 
 
 # ---------------------------------------------------------------------------- edge cases
