@@ -111,24 +111,37 @@ class ModelInfo:
 
 
 def _metric_lines(metrics: dict[str, Any], limit: int = 12) -> list[str]:
-    """Flatten the card's metrics to ``key: value`` lines, numbers rounded, nested keys dotted."""
+    """The card's metrics for people: one line per overall/family group of each evaluation
+    (the shape ``deepfakescan eval`` writes), other numbers as ``key: value``."""
     out: list[str] = []
 
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
+    def value(entry: Any) -> str:
+        v = entry.get("value") if isinstance(entry, dict) else entry
+        return "n/a" if v is None else f"{v:.3f}"
+
+    def walk(prefix: str, item: Any) -> None:
+        if isinstance(item, dict) and isinstance(item.get("groups"), dict):
+            for name, g in item["groups"].items():
+                if name == "overall" or (name.startswith("family:") and name != "family:real"):
+                    out.append(
+                        f"{prefix} {name}: {g.get('n_real', 0)} real / {g.get('n_fake', 0)} fake,"
+                        f" AUC {value(g.get('auc'))}, EER {value(g.get('eer'))},"
+                        f" FPR {value(g.get('fpr'))}, recall {value(g.get('recall'))}"
+                    )
+        elif isinstance(item, dict):
+            for k, v in item.items():
                 walk(f"{prefix}.{k}" if prefix else str(k), v)
-        elif isinstance(value, float):
-            out.append(f"{prefix}: {value:.4g}")
-        elif isinstance(value, int | str):
-            out.append(f"{prefix}: {value}")
+        elif isinstance(item, float):
+            out.append(f"{prefix}: {item:.4g}")
+        elif isinstance(item, int | str):
+            out.append(f"{prefix}: {item}")
 
     walk("", metrics)
     if not out:
         return ["test metrics: none recorded"]
     if len(out) > limit:
         out = out[:limit] + [f"... {len(out) - limit} more (deepfakescan models --json)"]
-    return ["test metrics:"] + [f"  {line}" for line in out]
+    return ["metrics (held-out):"] + [f"  {line}" for line in out]
 
 
 class ModelBundle:
