@@ -154,3 +154,19 @@ def test_pixel_bomb_is_refused_without_a_large_allocation(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < 20 * 1024 * 1024  # decoding would need 2.7 GB
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    """`deepfakescan models | head -1` must not print a BrokenPipeError traceback."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from deepfakescan.cli import main; main(['models', '--json'])"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()  # the reader is gone before the first line is written
+    stderr = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr

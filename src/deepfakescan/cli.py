@@ -10,6 +10,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -283,6 +284,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except ValueError as e:  # bad environment variables
         print(f"error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:
+        # `deepfakescan models | head`: the reader left early. No traceback; silence the
+        # interpreter's final flush too (the pattern the Python docs give for SIGPIPE).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_ERROR
 
 

@@ -27,7 +27,7 @@ DEFAULT_DATA_ROOT = REPO_ROOT.parent / "shared" / "data"
 DEFAULT_CACHE = REPO_ROOT.parent / "cache" / "image"
 DEFAULT_MANIFESTS = REPO_ROOT / "data" / "manifests"
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
-BUNDLE_NAMES = {"detector": "image", "family": "family"}
+BUNDLE_NAMES = {"detector": "image", "family": "image-family"}
 
 
 def add_image_parser(sub: Any) -> argparse.ArgumentParser:
