@@ -31,12 +31,9 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import numpy as np
 
 CRF = "23"
 PRESET = "medium"
-CROP_MARGIN = 2.0
-"""The blend is computed on a square of twice the face box, as on training crops."""
 
 
 def clip_names(data: Path) -> list[Path]:
@@ -44,34 +41,11 @@ def clip_names(data: Path) -> list[Path]:
     return [folder / "video.mp4", *sorted(folder.glob("WDA_*.mp4"))]
 
 
-def blend_faces(rgb: np.ndarray, faces, seed: int) -> np.ndarray:
-    """Self-blend every face of one frame; the same ``seed`` gives the same blend each frame."""
-    from deepfakescan.training.synth_image import self_blend
-
-    out = rgb.copy()
-    height, width = rgb.shape[:2]
-    for rank, face in enumerate(sorted(faces, key=lambda f: f.box[0])):
-        x, y, w, h = face.box
-        side = CROP_MARGIN * max(w, h)
-        x0 = int(max(0, x + w / 2 - side / 2))
-        y0 = int(max(0, y + h / 2 - side / 2))
-        x1 = int(min(width, x + w / 2 + side / 2))
-        y1 = int(min(height, y + h / 2 + side / 2))
-        if x1 - x0 < 16 or y1 - y0 < 16:
-            continue
-        crop = out[y0:y1, x0:x1]
-        landmarks = np.asarray(face.landmarks, np.float64) - (x0, y0)
-        # a fresh generator per face and frame, seeded per clip and face: identical draws
-        rng = np.random.default_rng([seed, rank])
-        fake, _ = self_blend(crop, landmarks, rng)
-        out[y0:y1, x0:x1] = fake
-    return out
-
-
 def rebuild(source: Path, dest: Path, *, fake: bool, seed: int) -> int:
     """Re-encode ``source`` to ``dest`` (self-blending faces when ``fake``); returns faces done."""
     from deepfakescan.config import Settings
     from deepfakescan.faces import detect_faces
+    from deepfakescan.training.synth_image import self_blend_faces
 
     settings = Settings.from_env()
     blended = 0
@@ -98,7 +72,7 @@ def rebuild(source: Path, dest: Path, *, fake: bool, seed: int) -> int:
             if fake:
                 faces = detect_faces(rgb, settings=settings)
                 blended += len(faces)
-                rgb = blend_faces(rgb, faces, seed)
+                rgb = self_blend_faces(rgb, faces, seed)
             new = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             new.pts = i
             new.time_base = 1 / Fraction(rate)

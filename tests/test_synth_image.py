@@ -16,6 +16,7 @@ from deepfakescan.training.synth_image import (
     face_hull,
     random_chain,
     self_blend,
+    self_blend_faces,
 )
 
 SIZE = 128
@@ -44,6 +45,22 @@ def test_self_blend_changes_only_pixels_inside_the_mask(seed):
     changed = np.any(fake != face, axis=2)
     assert changed.any(), "a self-blend must change the face"
     assert np.all(mask[changed] > 0)
+
+
+def test_whole_image_self_blend_touches_only_the_face_and_repeats_per_seed():
+    """Video fakes blend every frame with one seed: the same face must get the same blend."""
+    from types import SimpleNamespace
+
+    frame = np.full((300, 400, 3), 90, np.uint8)
+    frame[100:228, 200:328] = _face(3)  # the face crop pasted at (200, 100)
+    face = SimpleNamespace(box=(216.0, 120.0, 96.0, 100.0), landmarks=LANDMARKS + (200, 100))
+    fake = self_blend_faces(frame, [face], seed=7)
+    changed = np.argwhere(np.any(fake != frame, axis=2))
+    assert len(changed), "the face must change"
+    (y0, x0), (y1, x1) = changed.min(axis=0), changed.max(axis=0)
+    assert 100 <= y0 and y1 < 228 and 200 <= x0 and x1 < 328, "only the face region changes"
+    np.testing.assert_array_equal(fake, self_blend_faces(frame, [face], seed=7))
+    assert np.any(fake != self_blend_faces(frame, [face], seed=8))
 
 
 @pytest.mark.parametrize("seed", range(8))

@@ -216,7 +216,7 @@ def _read_still(path: Path) -> np.ndarray:
         return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
 
 
-def _video_frames(path: Path, wanted: set[int], frames_per_clip: int) -> dict[int, np.ndarray]:
+def video_frames(path: Path, wanted: set[int], frames_per_clip: int) -> dict[int, np.ndarray]:
     """The ``wanted`` frames of a clip, sampled exactly as a scan of ``frames_per_clip`` would."""
     from ..config import Settings
     from ..media.source import MediaSource
@@ -255,7 +255,7 @@ def build_crop_cache(
         _store(cache_dir, r, size, _crop_one(_read_still(data_root / r.path), size))
         bar.update(1)
     for clip, clip_rows in by_clip.items():
-        frames = _video_frames(data_root / clip, {r.frame for r in clip_rows}, frames_per_clip)
+        frames = video_frames(data_root / clip, {r.frame for r in clip_rows}, frames_per_clip)
         for r in clip_rows:
             rgb = frames.get(r.frame)
             _store(cache_dir, r, size, None if rgb is None else _crop_one(rgb, size))

@@ -337,7 +337,34 @@ def self_blend(
     return blend(rgb, jitter_source(rgb, rng), mask), mask
 
 
+BLEND_MARGIN = 2.0
+"""A whole-image self-blend works on a square of twice the face box, as training crops do."""
+
+
+def self_blend_faces(rgb: np.ndarray, faces, seed: int) -> np.ndarray:
+    """Self-blend every face of a whole image or video frame (``faces`` from ``detect_faces``).
+
+    Each face gets its own generator seeded by ``(seed, rank left to right)``, so the frames of
+    one clip blended with one ``seed`` carry the same manipulation, as a face swap's frames do.
+    """
+    out = np.array(rgb, copy=True)
+    height, width = out.shape[:2]
+    for rank, face in enumerate(sorted(faces, key=lambda f: f.box[0])):
+        x, y, w, h = face.box
+        side = BLEND_MARGIN * max(w, h)
+        x0, y0 = int(max(0, x + w / 2 - side / 2)), int(max(0, y + h / 2 - side / 2))
+        x1 = int(min(width, x + w / 2 + side / 2))
+        y1 = int(min(height, y + h / 2 + side / 2))
+        if x1 - x0 < 16 or y1 - y0 < 16:
+            continue
+        landmarks = np.asarray(face.landmarks, np.float64) - (x0, y0)
+        fake, _ = self_blend(out[y0:y1, x0:x1], landmarks, np.random.default_rng([seed, rank]))
+        out[y0:y1, x0:x1] = fake
+    return out
+
+
 __all__ = [
+    "BLEND_MARGIN",
     "BLEND_RATIOS",
     "EVAL_CHAIN",
     "TRAIN_CHAIN",
@@ -350,4 +377,5 @@ __all__ = [
     "jpeg",
     "random_chain",
     "self_blend",
+    "self_blend_faces",
 ]
