@@ -147,7 +147,9 @@ def test_table_has_a_row_per_group_and_lists_problems(result):
     lines = table.splitlines()
     assert lines[0].split()[:3] == ["group", "n_real", "n_fake"]
     assert any(line.startswith("family:Y") for line in lines)
-    assert "0.950 [" in table
+    assert "0.950 [0.80–1.00]" in table
+    overall = next(line for line in lines if line.startswith("overall"))
+    assert overall.count("[") == 8, "every metric is printed with its interval"
     assert "boom: corrupt_media" in table
 
 

@@ -339,23 +339,27 @@ def _fmt(value: float, digits: int = 3) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
-TABLE_COLUMNS = ("group", "n_real", "n_fake", "err", "no_score", "AUC [95% CI]", "EER", "AP")
-TABLE_COLUMNS += ("acc", "prec", "recall", "FPR", "ECE")
+TABLE_METRICS = ("auc", "eer", "ap", "accuracy", "precision", "recall", "fpr", "ece")
+TABLE_COLUMNS = ("group", "n_real", "n_fake", "err", "no_score")
+TABLE_COLUMNS += ("AUC", "EER", "AP", "acc", "prec", "recall", "FPR", "ECE")
+
+
+def _cell(g: GroupMetrics, key: str) -> str:
+    """``value [low–high]``: every metric with its interval, as a reader needs to judge it."""
+    text = _fmt(g.metrics[key])
+    lo, hi = g.intervals.get(key, (NAN, NAN))
+    if text != "-" and math.isfinite(lo) and math.isfinite(hi):
+        text += f" [{_fmt(lo, 2)}–{_fmt(hi, 2)}]"
+    return text
 
 
 def format_table(result: EvalResult) -> str:
-    """An aligned text table, one row per group; intervals are in metrics.json for every metric."""
-    rows = []
-    for g in result.groups:
-        m = g.metrics
-        lo, hi = g.intervals.get("auc", (NAN, NAN))
-        auc = _fmt(m["auc"])
-        if math.isfinite(lo):
-            auc += f" [{_fmt(lo)}–{_fmt(hi)}]"
-        rows.append(
-            [g.label, str(g.n_real), str(g.n_fake), str(g.n_errors), str(g.n_unscored), auc]
-            + [_fmt(m[k]) for k in ("eer", "ap", "accuracy", "precision", "recall", "fpr", "ece")]
-        )
+    """An aligned text table, one row per group, each metric with its bootstrap interval."""
+    rows = [
+        [g.label, str(g.n_real), str(g.n_fake), str(g.n_errors), str(g.n_unscored)]
+        + [_cell(g, k) for k in TABLE_METRICS]
+        for g in result.groups
+    ]
     table = [list(TABLE_COLUMNS), *rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(TABLE_COLUMNS))]
     lines = [
@@ -371,7 +375,7 @@ def format_table(result: EvalResult) -> str:
     footer = [f"threshold {thresholds} ({origin}); fake when fake_probability >= threshold"]
     if result.bootstrap:
         footer.append(
-            f"{100 * (1 - result.alpha):g}% intervals: stratified bootstrap, "
+            f"[low–high]: {100 * (1 - result.alpha):g}% intervals, stratified bootstrap, "
             f"{result.bootstrap} resamples, seed {result.seed}"
         )
     footer += [f"warning: {w}" for w in result.warnings]
