@@ -143,6 +143,23 @@ def test_max_side_bounds_the_work_without_losing_the_face(astronaut, settings):
     assert iou(_corners(small[0]), _corners(full[0])[None])[0] > 0.6
 
 
+def test_photo_faces_are_searched_down_to_a_share_of_the_shorter_side():
+    # 4000 x 3000 photo detected at 1280 x 960: 5% of 960 px
+    assert faces.relative_min_face(4000, 3000, 0.05, 1280) == pytest.approx(48.0)
+    # a small image never asks for less than MTCNN's 20 px
+    assert faces.relative_min_face(300, 200, 0.05, 1280) == 20.0
+
+
+def test_a_photo_scan_finds_the_astronaut_with_the_photo_minimum(astronaut, settings):
+    height, width = astronaut.shape[:2]
+    min_face = faces.relative_min_face(
+        width, height, settings.image_min_face, settings.detection_max_side
+    )
+    found = detect_faces(astronaut, min_face=min_face, settings=settings)
+    assert len(found) == 1
+    assert iou(_corners(found[0]), np.array(ASTRONAUT_FACE)[None])[0] > 0.4
+
+
 def test_grey_and_rgba_images_are_accepted(astronaut, settings):
     grey = np.asarray(Image.fromarray(astronaut).convert("L"))
     rgba = np.dstack([astronaut, np.full(astronaut.shape[:2], 255, np.uint8)])

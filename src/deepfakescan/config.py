@@ -23,6 +23,7 @@ ENV_VARS = {
     "video_frames": "DEEPFAKESCAN_VIDEO_FRAMES",
     "max_video_frames": "DEEPFAKESCAN_MAX_VIDEO_FRAMES",
     "detection_max_side": "DEEPFAKESCAN_DETECTION_MAX_SIDE",
+    "image_min_face": "DEEPFAKESCAN_IMAGE_MIN_FACE",
     "video_detection_max_side": "DEEPFAKESCAN_VIDEO_DETECTION_MAX_SIDE",
     "video_min_face": "DEEPFAKESCAN_VIDEO_MIN_FACE",
     "audio_block_seconds": "DEEPFAKESCAN_AUDIO_BLOCK_SECONDS",
@@ -55,6 +56,9 @@ class Settings:
     """Upper bound on ``video_frames`` whatever a caller asks for."""
     detection_max_side: int = 1280
     """Frames and images are downscaled to at most this side before face detection."""
+    image_min_face: float = 0.05
+    """Smallest face searched in a photo, as a share of its shorter side (never under 20 px):
+    faces smaller than that are too small to judge, and skipping them makes detection fast."""
     video_detection_max_side: int = 640
     """Video frames are downscaled to at most this side before face detection: 32 frames must
     cost what one photo does, and faces too small to survive this are too small to judge."""

@@ -117,6 +117,17 @@ def pyramid_scales(
     return scales
 
 
+def relative_min_face(width: int, height: int, share: float, max_side: int) -> float:
+    """Smallest face side to search, in pixels of the detection image, as ``share`` of the
+    image's shorter side (never under MTCNN's 20 px).
+
+    A face that small in the photo is too small to judge anyway, and P-Net's first pyramid level
+    (the most expensive) shrinks with the square of this size.
+    """
+    factor = min(1.0, max_side / max(width, height))
+    return max(float(MIN_FACE), share * min(width, height) * factor)
+
+
 def box_area(boxes: np.ndarray) -> np.ndarray:
     """Areas of (N, 4) corner boxes (zero for empty ones)."""
     return np.maximum(boxes[:, 2] - boxes[:, 0], 0.0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0.0)
@@ -500,6 +511,7 @@ __all__ = [
     "iou",
     "nms",
     "pnet_boxes",
+    "relative_min_face",
     "pyramid_scales",
     "regress_boxes",
     "square_boxes",

@@ -39,7 +39,7 @@ from PIL import Image
 
 from ..config import Settings
 from ..errors import CorruptMedia, ModelMissing, UnsupportedMedia
-from ..faces import MIN_FACE, DetectedFace, detect_faces
+from ..faces import DetectedFace, detect_faces, relative_min_face
 from ..media.audio import AudioStream
 from ..media.source import MediaSource
 from ..media.video import VideoInfo, probe_video, sample_frames
@@ -111,8 +111,9 @@ def _load(name: str, settings: Settings) -> tuple[ModelBundle | None, str | None
 
 def min_face_pixels(width: int, height: int, settings: Settings) -> float:
     """Smallest face side searched, in pixels of the detection image for a frame this size."""
-    factor = min(1.0, settings.video_detection_max_side / max(width, height))
-    return max(float(MIN_FACE), settings.video_min_face * min(width, height) * factor)
+    return relative_min_face(
+        width, height, settings.video_min_face, settings.video_detection_max_side
+    )
 
 
 def analyse_video(

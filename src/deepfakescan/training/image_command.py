@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import sys
 from pathlib import Path
@@ -67,6 +68,14 @@ def add_image_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--prepare-only", action="store_true", help="cache the face crops only")
     p.add_argument("--no-export", dest="export", action="store_false")
     p.add_argument("--export-only", action="store_true", help="export the run's best.pt")
+    p.add_argument(
+        "--eval",
+        action="append",
+        default=[],
+        metavar="NAME=METRICS_JSON",
+        help="metrics.json of `deepfakescan eval --out` to write into the card under NAME"
+        " (repeatable; tools/make_image_eval.py makes the test sets)",
+    )
     p.set_defaults(func=run_image, resume=True, export=True)
     return p
 
@@ -130,7 +139,16 @@ def run_image(args: argparse.Namespace) -> int:
             return 0
     if not args.export:
         return 0
+    from .export import slim_eval_metrics
     from .export_image import export_image_model
+
+    evals = {}
+    for item in args.eval:
+        key, _, path = item.partition("=")
+        metrics = json.loads(Path(path).read_text(encoding="utf-8"))
+        evals[key] = slim_eval_metrics(
+            metrics, f"deepfakescan eval {key}.csv --out {Path(path).parent.name}"
+        )
 
     dest = run_dir if args.leave_out else args.models_dir
     name = run_name if args.leave_out else BUNDLE_NAMES[args.task]
@@ -148,6 +166,7 @@ def run_image(args: argparse.Namespace) -> int:
         dest,
         name,
         command=command,
+        extra_metrics=evals or None,
     )
     print("\n".join(map(str, paths)))
     return 0
