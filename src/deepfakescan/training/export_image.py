@@ -34,10 +34,9 @@ from ..evaluation.metrics import (
     roc_auc,
 )
 from .export import sha256_of
-from .image_data import FAMILIES, SBI_SOURCE, FaceCrop, FaceDataset
+from .image_data import FAMILIES, SBI_SOURCE, FaceCrop
 from .image_nets import IMAGENET_MEAN, IMAGENET_STD, CamNet
-from .synth_image import EVAL_CHAIN
-from .train_image import AUC_PAIRS, TrainConfig, build_model, eval_plan
+from .train_image import AUC_PAIRS, TrainConfig, build_model, eval_dataset, eval_plan
 
 MAX_FPR = 0.05
 """False-positive budget on real validation faces for the detector's threshold."""
@@ -122,17 +121,7 @@ def score_onnx(
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Logits, targets and sources of the fixed evaluation plan, scored by ONNX Runtime."""
     plan = eval_plan(crops, config.task)
-    ds = FaceDataset(
-        crops,
-        plan,
-        size=config.size,
-        task=config.task,
-        seed=seed,
-        epoch=0,
-        chain=EVAL_CHAIN,
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
-    )
+    ds = eval_dataset(crops, plan, config, seed)
     logits, targets = [], []
     for start in range(0, len(ds), batch):
         items = [ds[i] for i in range(start, min(start + batch, len(ds)))]

@@ -180,6 +180,23 @@ def eval_plan(crops: Sequence[FaceCrop], task: str) -> list[Sample]:
     return plan
 
 
+def eval_dataset(
+    crops: Sequence[FaceCrop], plan: Sequence[Sample], config: TrainConfig, seed: int
+) -> FaceDataset:
+    """A fixed plan rendered without augmentation (validation, test, export), seeded by ``seed``."""
+    return FaceDataset(
+        crops,
+        plan,
+        size=config.size,
+        task=config.task,
+        seed=seed,
+        epoch=0,
+        chain=EVAL_CHAIN,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+    )
+
+
 @torch.no_grad()
 def predict(
     model: nn.Module,
@@ -196,17 +213,7 @@ def predict(
 
     Self-blends are seeded by ``seed`` (and the index), so every call sees the same fakes.
     """
-    ds = FaceDataset(
-        crops,
-        plan,
-        size=config.size,
-        task=config.task,
-        seed=seed,
-        epoch=0,
-        chain=EVAL_CHAIN,
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
-    )
+    ds = eval_dataset(crops, plan, config, seed)
     model.eval()
     logits, targets = [], []
     for x, y, _ in DataLoader(ds, batch_size=batch_size, num_workers=workers):
@@ -425,6 +432,7 @@ __all__ = [
     "TrainConfig",
     "build_model",
     "default_config",
+    "eval_dataset",
     "eval_plan",
     "learning_rate",
     "load_checkpoint",
