@@ -310,8 +310,16 @@ def test_damaged_image_is_422(api):
     assert truncated.get_json()["error"]["code"] == "corrupt_media"
 
 
-def test_missing_model_is_503_and_the_scan_is_kept_as_failed(tmp_path, monkeypatch):
+@pytest.fixture
+def no_models(tmp_path, monkeypatch):
+    """Neither shipped bundles nor a model directory: what a broken install looks like."""
+    from deepfakescan.detectors import bundle
+
+    monkeypatch.setattr(bundle, "SHIPPED_DIR", tmp_path / "no-shipped-models")
     monkeypatch.setenv("DEEPFAKESCAN_MODEL_DIR", str(tmp_path / "no-models"))
+
+
+def test_missing_model_is_503_and_the_scan_is_kept_as_failed(tmp_path, no_models):
     app = make_app(tmp_path)
     api = Api(app)
     try:
@@ -433,8 +441,7 @@ def test_predict_errors_are_json_with_their_status(api, data, fields, status):
     assert set(response.get_json()["error"]) == {"code", "message"}
 
 
-def test_predict_without_a_model_is_503(tmp_path, monkeypatch):
-    monkeypatch.setenv("DEEPFAKESCAN_MODEL_DIR", str(tmp_path / "no-models"))
+def test_predict_without_a_model_is_503(tmp_path, no_models):
     app = make_app(tmp_path)
     try:
         assert predict(Api(app), solid_jpeg(250)).status_code == 503
