@@ -15,7 +15,8 @@ tables of medians over ``--repeats`` warm runs after ``--warmup`` runs, and neve
   ``--threads`` threads) rebuilt from the training checkpoints; ratio = PyTorch / ONNX Runtime;
 - the same scan with those networks swapped for PyTorch eager (``ModelBundle.run`` is patched for
   the two bundles only, so faces, preprocessing, calibration and heatmap are identical);
-- face detection alone (``detect_faces``) on the 1024x1024 photo, since it dominates;
+- face detection alone (``detect_photo_faces``, as a scan searches a photo) on the 1024x1024
+  photo, since it dominates;
 - the peak RSS of a fresh interpreter that imports deepfakescan and scans the photo once;
 - the issue's bars (scan <= 100 ms, ONNX Runtime >= 2x faster, peak RSS <= 400 MB), met or not.
 
@@ -50,13 +51,13 @@ JPEG_QUALITY = 90
 BAR_SCAN_MS = 100.0
 BAR_SPEEDUP = 2.0
 BAR_RSS_MB = 400.0
-STEPS = ("detect_faces", "score_faces", "face_family", "heatmap_overlay")
+STEPS = ("detect_photo_faces", "score_faces", "face_family", "heatmap_overlay")
 """Functions of ``deepfakescan.detectors.image`` that a scan's breakdown times."""
 ROWS = {
     "sniff": "sniff (report)",
     "decode": "decode (report)",
     "detect": "detect (report)",
-    "detect_faces": "  faces: detect_faces (MTCNN)",
+    "detect_photo_faces": "  faces: detect_photo_faces (MTCNN)",
     "network mtcnn_pnet": "    network mtcnn_pnet",
     "network mtcnn_rnet": "    network mtcnn_rnet",
     "network mtcnn_onet": "    network mtcnn_onet",
@@ -295,7 +296,7 @@ def main(argv: list[str] | None = None) -> None:
         optional_model,
         to_batch,
     )
-    from deepfakescan.faces import align_face, detect_faces
+    from deepfakescan.faces import align_face, detect_photo_faces
 
     settings = Settings.from_env(threads=args.threads)
     print(conditions(settings, "before"))
@@ -319,7 +320,7 @@ def main(argv: list[str] | None = None) -> None:
                 torch_nets[name] = net
 
     # 2a. networks alone, batch 1, the same aligned crop of the photo's first face
-    faces = detect_faces(rgb, settings=settings)
+    faces = detect_photo_faces(rgb, settings)
     print(f"faces found: {len(faces)}")
     net_rows, net_ratio = [], {}
     for name, bundle in bundles.items():
@@ -350,8 +351,8 @@ def main(argv: list[str] | None = None) -> None:
         net_rows.append((f"{name}, 1x3x{side}x{side}", ort_ms, torch_ms, net_ratio.get(name), note))
 
     # 4. face detection alone, and the family step alone (a scan runs it only for fake faces)
-    parts = interleaved({"faces": lambda: detect_faces(rgb, settings=settings)}, args.repeats, 1)
-    part_rows = [("detect_faces, 1024x1024, ONNX Runtime", parts["faces"])]
+    parts = interleaved({"faces": lambda: detect_photo_faces(rgb, settings)}, args.repeats, 1)
+    part_rows = [("detect_photo_faces, 1024x1024, ONNX Runtime", parts["faces"])]
     if bundles[FAMILY_MODEL] is not None and faces:
         family = bundles[FAMILY_MODEL]
         fam = interleaved({"f": lambda: face_family(family, rgb, faces[0])}, args.repeats, 1)

@@ -151,11 +151,7 @@ def test_photo_faces_are_searched_down_to_a_share_of_the_shorter_side():
 
 
 def test_a_photo_scan_finds_the_astronaut_with_the_photo_minimum(astronaut, settings):
-    height, width = astronaut.shape[:2]
-    min_face = faces.relative_min_face(
-        width, height, settings.image_min_face, settings.detection_max_side
-    )
-    found = detect_faces(astronaut, min_face=min_face, settings=settings)
+    found = faces.detect_photo_faces(astronaut, settings)
     assert len(found) == 1
     assert iou(_corners(found[0]), np.array(ASTRONAUT_FACE)[None])[0] > 0.4
 

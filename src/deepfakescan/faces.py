@@ -270,6 +270,17 @@ def eye_angle(landmarks: np.ndarray) -> float:
 # ---------------------------------------------------------------------------- detection
 
 
+def detect_photo_faces(rgb: np.ndarray, settings: Settings | None = None) -> list[DetectedFace]:
+    """The faces of a still photo as a scan searches them: down to ``settings.image_min_face``
+    of the shorter side (one rule for scans, benchmarks and evaluation)."""
+    settings = settings or Settings.from_env()
+    height, width = np.shape(rgb)[:2]
+    min_face = relative_min_face(
+        width, height, settings.image_min_face, settings.detection_max_side
+    )
+    return detect_faces(rgb, min_face=min_face, settings=settings)
+
+
 def detect_faces(
     rgb: np.ndarray,
     *,
@@ -506,6 +517,7 @@ __all__ = [
     "alignment_matrix",
     "crop_and_resize",
     "detect_faces",
+    "detect_photo_faces",
     "eye_angle",
     "invert_affine",
     "iou",

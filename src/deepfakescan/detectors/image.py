@@ -19,7 +19,7 @@ import numpy as np
 
 from ..config import Settings
 from ..errors import ModelMissing
-from ..faces import AlignedFace, DetectedFace, align_face, detect_faces, relative_min_face
+from ..faces import AlignedFace, DetectedFace, align_face, detect_photo_faces
 from ..media.image import DecodedImage
 from ..report import Artifact, Box, Evidence, Face, ModelRef, percent, verdict_for
 from .bundle import ModelBundle, load_model, require_model
@@ -104,11 +104,7 @@ def analyse_image(
     detector = require_model(IMAGE_MODEL, settings, what="images")
     band = tuple(detector.uncertain_band)
     models = [detector.ref("image-detector"), ModelRef("mtcnn", "1.0.0", "face-detector")]
-    height, width = image.rgb.shape[:2]
-    min_face = relative_min_face(
-        width, height, settings.image_min_face, settings.detection_max_side
-    )
-    found = detect_faces(image.rgb, min_face=min_face, settings=settings)
+    found = detect_photo_faces(image.rgb, settings)
     if check is not None:
         check()
     if not found:
