@@ -79,7 +79,9 @@ class TrainConfig:
     size: int = 160
     """Input side in pixels (a multiple of 32); about the native face size of the 160 px
     CIPLAB crops, 5x5 CAM. Measured on 2 free cores: ~20 training samples/s at 160 px."""
-    epochs: int = 12
+    epochs: int = 36
+    """The shipped detector: 36 x 2048 samples took 59 minutes on two CPU cores (about 25
+    samples/s with validation); 12 epochs gave validation self-blend AUC 0.84, 36 gave 0.90."""
     epoch_size: int = 2048
     """Samples per epoch (drawn with replacement by source shares)."""
     batch_size: int = 32
