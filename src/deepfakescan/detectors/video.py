@@ -489,6 +489,9 @@ def _visual_reasons(
     seen_in = f"in {track.frames_judged_fake} of {n} frames"
     when = f" ({F.clock(track.frame_times_s[0])} to {F.clock(track.frame_times_s[-1])})"
     p = track.fake_probability
+    # a frame counts as "judged manipulated" only at or above the fake band's edge, so the
+    # person's score can sit in the uncertain band with no such frame: say which edge
+    per_frame = f"single frames reached {band[1]:.0%} {seen_in}{when}"
     if track.verdict == "fake":
         first = (
             f"{who} judged manipulated {seen_in}{when}; its score is {percent(p)}"
@@ -497,13 +500,13 @@ def _visual_reasons(
     elif track.verdict == "real":
         subject = "Every face" if len(tracks) > 1 else who
         first = (
-            f"{subject} looks authentic: {who.lower()} was judged manipulated {seen_in}{when},"
-            f" score {percent(p)} (below {band[0]:.0%} counts as real)."
+            f"{subject} looks authentic: {who.lower()} scores {percent(p)} (below"
+            f" {band[0]:.0%} counts as real); {per_frame}."
         )
     else:
         first = (
-            f"{who} is in the uncertain band: judged manipulated {seen_in}{when}, score"
-            f" {percent(p)} (between {band[0]:.0%} and {band[1]:.0%} we do not decide)."
+            f"{who} is in the uncertain band: it scores {percent(p)} (between {band[0]:.0%}"
+            f" and {band[1]:.0%} we do not decide); {per_frame}."
         )
     reasons = [first]
     if track.family is not None:
