@@ -264,6 +264,9 @@ def test_shipped_models_judge_a_real_photo_and_a_real_voice_note(page, tmp_path)
     assert card.locator("svg rect[stroke]").count() == 1  # her face, boxed
     card.get_by_role("button", name="Show heatmap").click()
     card.locator("svg g.heatmaps image").wait_for(state="attached")
+    shot = tmp_path / "web-astronaut-shipped-models.png"
+    page.screenshot(path=str(shot), full_page=True)
+    keep_screenshot(shot)
 
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed")
