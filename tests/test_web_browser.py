@@ -114,8 +114,8 @@ def scan_with_stand_ins(path, *, name=None, **kw):
             fake_probability=0.91,
             verdict="fake",
             detection_confidence=0.99,
-            family="face_swap",
-            family_probabilities={"face_swap": 0.72, "gan": 0.18, "edit": 0.10},
+            family="blend",
+            family_probabilities={"blend": 0.72, "gan": 0.18, "hand-edited": 0.10},
             heatmap="heatmap-0.png",
         )
     ]
@@ -139,7 +139,7 @@ def video_report(name: str) -> Report:
         reasons=["The face looks manipulated from 5 s on.", "The voice sounds natural."],
         media=MediaInfo(type="video", format="mp4", size_bytes=1, width=160, height=120),
         segments=visual + voice,
-        tracks=[Track(0, [float(i) for i in range(10)], 0.82, "fake", 5, "face_swap")],
+        tracks=[Track(0, [float(i) for i in range(10)], 0.82, "fake", 5, "blend")],
         source_name=name,
     )
     for i in range(3):
@@ -241,7 +241,7 @@ def test_card_shows_the_manipulation_family_and_saves_the_screenshot(page, tmp_p
     upload(page, tmp_path, "drawn-portrait.jpg", jpeg_bytes(synthetic_portrait()))
     card = page.locator("#result article[data-verdict='fake']")
     card.wait_for(timeout=60_000)
-    assert "looks like face swap (72%)" in card.inner_text()
+    assert "looks like a blended face swap (72%)" in card.inner_text()
     card.get_by_role("button", name="Show heatmap").click()
     card.locator("svg g.heatmaps image").wait_for(state="attached")
     shot = tmp_path / "web-image-result.png"
