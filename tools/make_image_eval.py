@@ -57,19 +57,22 @@ def save_like(rgb: np.ndarray, dest: Path, template: Image.Image | None) -> None
         img.save(dest, "JPEG", quality=90, subsampling="4:2:0")
 
 
-def blended_pair(rgb: np.ndarray, name: str, out: Path, template, rebuild: bool) -> list[list]:
-    """Write ``real/NAME.jpg`` and ``fake/NAME.jpg``; rows for both, or none without a face."""
+def blended_pair(
+    rgb: np.ndarray, name: str, source: str, out: Path, template, rebuild: bool
+) -> list[list]:
+    """Write ``SOURCE/real/NAME.jpg`` and ``SOURCE/fake/NAME.jpg`` under ``out``; manifest rows
+    for both, or none when the image has no face."""
     from deepfakescan.faces import detect_faces
     from deepfakescan.training.synth_image import self_blend_faces
 
-    real, fake = out / "real" / f"{name}.jpg", out / "fake" / f"{name}.jpg"
+    real, fake = (out / source / label / f"{name}.jpg" for label in ("real", "fake"))
     if rebuild or not (real.exists() and fake.exists()):
         faces = detect_faces(rgb)
         if not faces:
             return []
         save_like(rgb, real, template)
         save_like(self_blend_faces(rgb, faces, zlib.crc32(name.encode())), fake, template)
-    return [[str(real), 0, "real", None], [str(fake), 1, "blend", "self-blended"]]
+    return [[str(real), 0, "real", source], [str(fake), 1, "blend", "self-blended"]]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,15 +107,10 @@ def main(argv: list[str] | None = None) -> int:
             continue
         with Image.open(args.data / r.path) as img:
             img.load()
-            pair = blended_pair(
-                np.asarray(img.convert("RGB")),
-                Path(r.path).stem,
-                sbi_dir / r.source,
-                img,
-                args.rebuild,
-            )
+            rgb = np.asarray(img.convert("RGB"))
+            pair = blended_pair(rgb, Path(r.path).stem, r.source, sbi_dir, img, args.rebuild)
         no_face += not pair
-        blended += [[p, label, fam, src or r.source] for p, label, fam, src in pair]
+        blended += pair
     for clip, clip_rows in clips.items():
         frames = video_frames(args.data / clip, {r.frame for r in clip_rows}, FRAMES_PER_CLIP)
         for r in clip_rows:
@@ -120,9 +118,9 @@ def main(argv: list[str] | None = None) -> int:
                 no_face += 1
                 continue
             name = f"{Path(clip).stem}-{r.frame:03d}"
-            pair = blended_pair(frames[r.frame], name, sbi_dir / r.source, None, args.rebuild)
+            pair = blended_pair(frames[r.frame], name, r.source, sbi_dir, None, args.rebuild)
             no_face += not pair
-            blended += [[p, label, fam, src or r.source] for p, label, fam, src in pair]
+            blended += pair
     with (args.out / "self-blended.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(HEADER)
