@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from ..faces import MARGIN
+
 BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
 """Maximum mask value, drawn uniformly from this list (SBI's choice; 1 is most common)."""
 
@@ -337,8 +339,9 @@ def self_blend(
     return blend(rgb, jitter_source(rgb, rng), mask), mask
 
 
-BLEND_MARGIN = 2.0
-"""A whole-image self-blend works on a square of twice the face box, as training crops do."""
+BLEND_MARGIN = MARGIN
+"""A whole-image self-blend works on a square of the training crops' margin x the face box, so
+the copy's shift and scale jitter (a share of the crop's side) match training's."""
 
 
 def self_blend_faces(rgb: np.ndarray, faces, seed: int) -> np.ndarray:

@@ -81,7 +81,8 @@ class TrainConfig:
     CIPLAB crops, 5x5 CAM. Measured on 2 free cores: ~20 training samples/s at 160 px."""
     epochs: int = 36
     """The shipped detector: 36 x 2048 samples took 59 minutes on two CPU cores (about 25
-    samples/s with validation); 12 epochs gave validation self-blend AUC 0.84, 36 gave 0.90."""
+    samples/s with validation); the selected epoch's validation self-blend AUC was 0.83 with
+    12 epochs and 0.90 with 36."""
     epoch_size: int = 2048
     """Samples per epoch (drawn with replacement by source shares)."""
     batch_size: int = 32
