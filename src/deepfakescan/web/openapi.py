@@ -180,25 +180,28 @@ _SCAN_ID = {
     "description": "The id returned by POST /api/v1/scans.",
 }
 
-_UPLOAD = {
-    "required": True,
-    "content": {
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "required": ["file"],
-                "properties": {
-                    "file": {"type": "string", "format": "binary"},
-                    "kind": {
-                        "type": "string",
-                        "enum": MEDIA,
-                        "description": "Expected media type, checked against the content.",
+
+def _upload(type_field: str, description: str) -> dict:
+    """A multipart body: the file, and an optional declared media type checked against it."""
+    declared = {"type": "string", "enum": MEDIA, "description": description}
+    return {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        type_field: declared,
                     },
-                },
+                }
             }
-        }
-    },
-}
+        },
+    }
+
+
+_UPLOAD = _upload("kind", "Expected media type, checked against the content.")
 
 PATHS: dict[str, Any] = {
     "/api/v1/scans": {
@@ -317,21 +320,10 @@ PATHS: dict[str, Any] = {
             " calibrated fake probability is at or above the model's threshold; confidence is"
             " the probability of that label; verdict adds the uncertain band. A file with"
             " nothing to judge (no face, no speech) answers 422 rather than a guess.",
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "multipart/form-data": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["file"],
-                            "properties": {
-                                "file": {"type": "string", "format": "binary"},
-                                "fileType": {"type": "string", "enum": MEDIA},
-                            },
-                        }
-                    }
-                },
-            },
+            "requestBody": _upload(
+                "fileType",
+                "The prototype's field: image, audio or video, checked against the content.",
+            ),
             "responses": {
                 "200": _json(_ref("Prediction"), "The prediction."),
                 **_errors(400, 409, 413, 415, 422, 500, 503, 504),
