@@ -103,7 +103,9 @@ def torch_backend(weights: Path):
 
     torch.set_num_threads(2)
     cal = json.loads((weights.parent / "calibration.json").read_text())
-    net = AudioResNet(tuple(cal["config"]["channels"])).eval()
+
+    kind = cal["config"].get("features", "mfcc")
+    net = AudioResNet(tuple(cal["config"]["channels"]), kind=kind).eval()
     net.load_state_dict(torch.load(weights))
 
     def score(model, batch: np.ndarray) -> np.ndarray:

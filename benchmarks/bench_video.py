@@ -204,9 +204,9 @@ def _audio_stand_in(directory: Path) -> str:
     torch.manual_seed(0)
     path = export_onnx(
         AudioResNet().eval(),
-        torch.randn(2, 3, AF.N_MFCC, AF.N_FRAMES),
+        torch.randn(2, *AF.feature_shape()),
         directory / "audio.onnx",
-        input_name="mfcc",
+        input_name="features",
         output_name="logit",
     )
     card = {
@@ -216,11 +216,11 @@ def _audio_stand_in(directory: Path) -> str:
         "description": "Untrained audio ResNet: speed stand-in, scores mean nothing.",
         "inputs": [
             {
-                "name": "mfcc",
+                "name": "features",
                 "layout": "NCHW",
-                "shape": [None, 3, AF.N_MFCC, AF.N_FRAMES],
+                "shape": [None, *AF.feature_shape()],
                 "dtype": "float32",
-                "preprocessing": AF.FEATURE_PARAMS,
+                "preprocessing": AF.feature_params(),
             }
         ],
         "outputs": [{"name": "logit", "kind": "logit"}],

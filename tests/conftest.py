@@ -116,11 +116,11 @@ def audio_card(**overrides) -> dict:
         "description": "Test stand-in, not a detector.",
         "inputs": [
             {
-                "name": "mfcc",
+                "name": "features",
                 "layout": "NCHW",
-                "shape": [None, 3, features.N_MFCC, features.N_FRAMES],
+                "shape": [None, *features.feature_shape()],
                 "dtype": "float32",
-                "preprocessing": features.FEATURE_PARAMS,
+                "preprocessing": features.feature_params(),
             }
         ],
         "outputs": [{"name": "logit", "kind": "logit"}],

@@ -32,9 +32,9 @@ PLATT = {"method": "platt", "a": 1.0, "b": 0.0}
 def mean_model():
     from onnx import TensorProto, helper
 
-    x = helper.make_tensor_value_info("mfcc", TensorProto.FLOAT, [None, 3, F.N_MFCC, F.N_FRAMES])
+    x = helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, *F.feature_shape()])
     y = helper.make_tensor_value_info("logit", TensorProto.FLOAT, [None])
-    node = helper.make_node("ReduceMean", ["mfcc"], ["logit"], axes=[1, 2, 3], keepdims=0)
+    node = helper.make_node("ReduceMean", ["features"], ["logit"], axes=[1, 2, 3], keepdims=0)
     graph = helper.make_graph([node], "mean", [x], [y])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
 
@@ -102,9 +102,13 @@ def test_training_dataset_and_scan_feed_the_model_the_same_tensor(stand_in, tmp_
     monkeypatch.setattr(A, "_score_batch", lambda m, b: (seen.append(b.copy()), original(m, b))[1])
     deepfakescan.scan(path, settings=stand_in)
     scanned = np.concatenate(seen)
-    trained, _ = D.file_windows(D.decode(path))
-    assert scanned.shape == trained.shape == (4, 3, F.N_MFCC, F.N_FRAMES)
-    assert np.array_equal(scanned, trained)
+    # the training code path for validation files: window cache (as scanned), then features
+    row = D.Row("clip.flac", "real", "real", "test", "s1")
+    cache = D.build_split_cache([row], tmp_path, "val", n_aug_real=0, n_aug_fake=0, jobs=1)
+    trained = D.featurise(cache, jobs=1)["x"]
+    assert scanned.shape == trained.shape == (4, *F.feature_shape())
+    # the cache stores features as float16: equal to that precision, and nothing else differs
+    assert np.array_equal(scanned.astype(np.float16), trained)
 
 
 def test_silence_is_uncertain_because_there_is_no_speech(stand_in):
@@ -194,10 +198,10 @@ def test_shipped_model_calls_espeak_speech_fake(shipped):
 def test_a_plugged_in_model_asking_for_other_features_is_refused(tmp_path, monkeypatch):
     pytest.importorskip("onnx")
     card = audio_card()
-    card["inputs"][0]["preprocessing"] = {**F.FEATURE_PARAMS, "n_mfcc": 20}
+    card["inputs"][0]["preprocessing"] = {**F.feature_params(), "n_fft": 1024}
     write_bundle(tmp_path / "models", "audio", mean_model(), card)
     monkeypatch.setenv("DEEPFAKESCAN_MODEL_DIR", str(tmp_path / "models"))
     bundle.clear_cache()
-    with pytest.raises(ModelMissing, match="n_mfcc"):
+    with pytest.raises(ModelMissing, match="n_fft"):
         deepfakescan.scan(wav(speechlike(3.0)), settings=Settings.from_env())
     bundle.clear_cache()

@@ -13,28 +13,67 @@ def _noise(seconds: float, level: float = 0.1, seed: int = 0) -> np.ndarray:
     return (np.random.default_rng(seed).standard_normal(n) * level).astype(np.float32)
 
 
-def test_window_features_shape_dtype_and_per_window_normalisation():
-    feats = F.window_features(_noise(F.WINDOW_SECONDS))
-    assert feats.shape == (3, F.N_MFCC, F.N_FRAMES)
+KINDS = list(F.FEATURE_KINDS)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_window_features_shape_dtype_and_per_window_normalisation(kind):
+    feats = F.window_features(_noise(F.WINDOW_SECONDS), kind)
+    assert feats.shape == F.feature_shape(kind)
     assert feats.dtype == np.float32
     assert np.isfinite(feats).all()
+    # every row is centred over the window: a fixed channel colouring cancels
     assert np.abs(feats.mean(axis=2)).max() < 1e-3
-    # rows with variance come out at unit std (a constant row would stay at 0)
-    assert np.allclose(feats.std(axis=2)[feats.std(axis=2) > 0.5], 1.0, atol=1e-2)
+    if kind == "spectrogram":  # one scale for the whole window
+        assert abs(feats.std() - 1.0) < 1e-2
+    else:  # rows with variance come out at unit std (a constant row would stay at 0)
+        assert np.allclose(feats.std(axis=2)[feats.std(axis=2) > 0.5], 1.0, atol=1e-2)
 
 
-def test_window_features_ignore_gain_so_loudness_is_not_a_cue():
+@pytest.mark.parametrize("kind", KINDS)
+def test_window_features_ignore_gain_so_loudness_is_not_a_cue(kind):
     x = _noise(F.WINDOW_SECONDS)
-    assert np.allclose(F.window_features(x), F.window_features(0.05 * x), atol=2e-3)
+    assert np.allclose(F.window_features(x, kind), F.window_features(0.05 * x, kind), atol=2e-3)
 
 
-def test_exact_digital_silence_gives_finite_features():
-    assert np.isfinite(F.window_features(np.zeros(F.WINDOW_SAMPLES, np.float32))).all()
+@pytest.mark.parametrize("kind", KINDS)
+def test_exact_digital_silence_gives_finite_features(kind):
+    assert np.isfinite(F.window_features(np.zeros(F.WINDOW_SAMPLES, np.float32), kind)).all()
+
+
+def test_unknown_feature_kind_is_refused():
+    with pytest.raises(ValueError, match="feature kind"):
+        F.window_features(np.zeros(F.WINDOW_SAMPLES, np.float32), "chroma")
 
 
 def test_window_of_wrong_length_is_refused():
     with pytest.raises(ValueError, match="samples"):
         F.window_features(np.zeros(100, np.float32))
+
+
+def test_linear_filterbank_covers_the_whole_band_evenly():
+    fb = F.linear_filterbank()
+    assert fb.shape == (F.N_LINEAR, F.N_FFT // 2 + 1)
+    # neighbouring triangles sum to one between the first and last centre: no band is favoured
+    centre = slice(4, F.N_FFT // 2 - 4)
+    assert np.allclose(fb[:, centre].sum(axis=0), 1.0, atol=1e-5)
+
+
+def test_lfcc_sees_the_upper_band_that_mfcc_smears():
+    """Two windows that differ only above 6 kHz differ more in LFCC than in MFCC."""
+    rng = np.random.default_rng(0)
+    t = np.arange(F.WINDOW_SAMPLES) / F.SAMPLE_RATE
+    base = sum(np.sin(2 * np.pi * f * t) for f in (150, 300, 450, 900, 1800)) * 0.05
+    hiss = np.sin(2 * np.pi * 7000 * t) * 0.01 * (1 + np.sin(2 * np.pi * 3 * t))
+    a = F.window_features(
+        (base + 1e-4 * rng.standard_normal(len(t))).astype(np.float32), "mfcc+lfcc"
+    )
+    b = F.window_features(
+        (base + hiss + 1e-4 * rng.standard_normal(len(t))).astype(np.float32), "mfcc+lfcc"
+    )
+    mfcc_change = np.abs(a[:3] - b[:3]).mean()
+    lfcc_change = np.abs(a[3:] - b[3:]).mean()
+    assert lfcc_change > mfcc_change
 
 
 def test_mel_filterbank_matches_librosa_slaney():
@@ -83,3 +122,4 @@ def test_voice_activity_gate_rejects_silence_and_faint_hiss_but_passes_loud_soun
 def test_voice_gate_measures_only_the_real_part_of_a_padded_clip():
     tiny = F.pad_by_repetition(_noise(0.05))  # 50 ms of sound repeated: not enough speech
     assert not F.has_speech(tiny, int(0.05 * F.SAMPLE_RATE))
+

@@ -62,7 +62,7 @@ def test_export_and_reload_through_the_bundle_loader_matches_pytorch(
 ):
     x, _ = dataset(3, 2000)
     onnx_path = export.export_onnx(
-        trained, torch.from_numpy(x[:2]), tmp_path / "audio.onnx", input_name="mfcc"
+        trained, torch.from_numpy(x[:2]), tmp_path / "audio.onnx", input_name="features"
     )
     assert export.check_against_torch(trained, onnx_path, x) < 1e-4
     card = audio_card(calibration={"method": "platt", "a": 1.0, "b": 0.0})

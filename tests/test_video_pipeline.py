@@ -55,10 +55,10 @@ def constant_audio_model(logit: float):
 
     from deepfakescan import features as AF
 
-    x = helper.make_tensor_value_info("mfcc", TensorProto.FLOAT, [None, 3, AF.N_MFCC, AF.N_FRAMES])
+    x = helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, *AF.feature_shape()])
     y = helper.make_tensor_value_info("logit", TensorProto.FLOAT, [None])
     nodes = [
-        helper.make_node("ReduceMean", ["mfcc"], ["mean"], axes=[1, 2, 3], keepdims=0),
+        helper.make_node("ReduceMean", ["features"], ["mean"], axes=[1, 2, 3], keepdims=0),
         helper.make_node("Mul", ["mean", "zero"], ["nothing"]),
         helper.make_node("Add", ["nothing", "bias"], ["logit"]),
     ]

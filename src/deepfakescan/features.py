@@ -1,14 +1,22 @@
-"""Audio features shared by training and inference: windows, a voice-activity gate, MFCC.
+"""Audio features shared by training and inference: windows, a voice-activity gate, cepstra.
 
 Whatever the model sees at serve time must be exactly what it saw in training, so every step
 from 16 kHz mono samples to the network's input tensor lives here, in NumPy only (no librosa
 at run time): :class:`Windower` cuts a stream of blocks into overlapping windows (short clips
 padded by repetition, never zeros), :func:`voiced_fraction` gates windows without speech,
-and :func:`window_features` turns one window into MFCC + delta + delta-delta, normalised per
-window. ``detectors/audio.py`` and ``training/audio_data.py`` both call these and nothing else.
+and :func:`window_features` turns one window into MFCC and LFCC, each with delta and
+delta-delta, normalised per window. ``detectors/audio.py`` and ``training/audio_data.py`` both
+call these and nothing else.
+
+Why two cepstra: the mel scale spends its resolution below 1 kHz, where speech content lives;
+vocoder and neural-synthesis artefacts sit as much in the upper band, which linear filters
+(LFCC, the ASVspoof baseline feature) resolve evenly. The model card's ablation table shows
+what each brings.
 
 Shapes: a window is float32 ``(WINDOW_SAMPLES,)``; its features are float32
-``(3, N_MFCC, N_FRAMES)`` — channels (static, delta, delta-delta) x cepstral coefficient x time.
+``feature_shape(kind)``: for "mfcc+lfcc" ``(6, N_CEPS, N_FRAMES)`` — channels (MFCC, delta,
+delta-delta, LFCC, delta, delta-delta) x coefficient x time; for "spectrogram"
+``(1, N_BINS, N_FRAMES)``.
 """
 
 from __future__ import annotations
@@ -27,7 +35,11 @@ WIN_LENGTH = 400
 HOP_LENGTH = 160
 """10 ms between frames."""
 N_MELS = 64
+N_LINEAR = 64
+"""Linear-frequency triangular filters for LFCC (125 Hz apart over 0-8 kHz)."""
 N_MFCC = 32
+N_CEPS = N_MFCC
+"""Cepstral coefficients kept, for MFCC and LFCC alike."""
 F_MIN = 20.0
 F_MAX = 8000.0
 DELTA_WIDTH = 2
@@ -41,6 +53,18 @@ WINDOW_SAMPLES = int(WINDOW_SECONDS * SAMPLE_RATE)
 WINDOW_HOP = int(WINDOW_HOP_SECONDS * SAMPLE_RATE)
 N_FRAMES = 1 + (WINDOW_SAMPLES - WIN_LENGTH) // HOP_LENGTH
 assert WINDOW_SAMPLES % HOP_LENGTH == 0 and WINDOW_HOP % HOP_LENGTH == 0
+assert N_LINEAR == N_MELS
+N_BINS = N_FFT // 2 + 1
+
+FEATURE_KINDS = {
+    "mfcc": (3, N_CEPS, N_FRAMES),
+    "mfcc+lfcc": (6, N_CEPS, N_FRAMES),
+    "spectrogram": (1, N_BINS, N_FRAMES),
+}
+"""Feature kind -> tensor shape of one window. A model's card names the kind it was trained
+on and the detector computes that kind; the model card's ablation compares them."""
+FEATURE_KIND = "mfcc+lfcc"
+"""The kind the shipped ``audio`` model reads (and the training default)."""
 
 MIN_SPEECH_SECONDS = 0.15
 """A file with less audio than this is too short to judge."""
@@ -51,21 +75,13 @@ MIN_VOICED_FRACTION = 0.2
 MIN_VOICE_SECONDS = 0.1
 """... and at least this much of it is active (matters for padded short clips)."""
 
-FEATURE_PARAMS = {
+COMMON_PARAMS = {
     "sample_rate": SAMPLE_RATE,
     "n_fft": N_FFT,
     "win_length": WIN_LENGTH,
     "hop_length": HOP_LENGTH,
     "window": "hann",
-    "n_mels": N_MELS,
-    "n_mfcc": N_MFCC,
-    "f_min": F_MIN,
-    "f_max": F_MAX,
-    "mel_scale": "slaney",
-    "log": "10*log10(max(mel_power, 1e-8))",
-    "dct": "type-II, orthonormal",
-    "deltas": f"regression, width {DELTA_WIDTH}, edges repeated",
-    "normalisation": "per window: each coefficient row minus its mean, over its std (+1e-5)",
+    "log": "10*log10(max(power, 1e-8))",
     "window_s": WINDOW_SECONDS,
     "hop_s": WINDOW_HOP_SECONDS,
     "short_clip": "padded by repetition to one window",
@@ -75,7 +91,42 @@ FEATURE_PARAMS = {
         "min_voice_seconds": MIN_VOICE_SECONDS,
     },
 }
-"""What the model card records under ``inputs[0].preprocessing``."""
+"""What every feature kind shares: framing, windows and the voice gate."""
+_CEPSTRA = {
+    "n_mels": N_MELS,
+    "mel_scale": "slaney",
+    "f_min": F_MIN,
+    "f_max": F_MAX,
+    "n_mfcc": N_MFCC,
+    "dct": "type-II, orthonormal",
+    "deltas": f"regression, width {DELTA_WIDTH}, edges repeated",
+    "normalisation": "per window: each coefficient row minus its mean, over its std (+1e-5)",
+}
+_KIND_PARAMS = {
+    "mfcc": {**_CEPSTRA, "channels": ["mfcc", "mfcc_d", "mfcc_dd"]},
+    "mfcc+lfcc": {
+        **_CEPSTRA,
+        "n_linear": N_LINEAR,
+        "linear_scale": "triangular, equally spaced 0 Hz-8 kHz, unit peak",
+        "n_lfcc": N_CEPS,
+        "channels": ["mfcc", "mfcc_d", "mfcc_dd", "lfcc", "lfcc_d", "lfcc_dd"],
+    },
+    "spectrogram": {
+        "bins": N_BINS,
+        "channels": ["log_power"],
+        "normalisation": "per window: each frequency row minus its mean; all over the std (+1e-5)",
+    },
+}
+
+
+def feature_shape(kind: str = FEATURE_KIND) -> tuple[int, int, int]:
+    """Tensor shape of one window's features of ``kind``."""
+    return FEATURE_KINDS[kind]
+
+
+def feature_params(kind: str = FEATURE_KIND) -> dict:
+    """What a model card records under ``inputs[0].preprocessing`` for a model of ``kind``."""
+    return {"features": kind, **COMMON_PARAMS, **_KIND_PARAMS[kind]}
 
 
 # ------------------------------------------------------------------------------ filter banks
@@ -119,11 +170,24 @@ def mel_filterbank() -> np.ndarray:
 
 
 @lru_cache(maxsize=1)
-def _sparse_filterbank() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def linear_filterbank() -> np.ndarray:
+    """Triangular filters equally spaced over 0 Hz-Nyquist, unit peak, ``(N_LINEAR, bins)``."""
+    fft_freqs = np.linspace(0, SAMPLE_RATE / 2, N_FFT // 2 + 1)
+    edges = np.linspace(0, SAMPLE_RATE / 2, N_LINEAR + 2)
+    lower = (fft_freqs[None, :] - edges[:-2, None]) / np.diff(edges)[:-1, None]
+    upper = (edges[2:, None] - fft_freqs[None, :]) / np.diff(edges)[1:, None]
+    return np.maximum(0, np.minimum(lower, upper)).astype(np.float32)
+
+
+FILTERBANKS = {"mel": mel_filterbank, "linear": linear_filterbank}
+
+
+@lru_cache(maxsize=2)
+def _sparse_filterbank(kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The filter bank as (bin, weight) runs per filter: each FFT bin feeds at most two filters."""
-    fb = mel_filterbank()
+    fb = FILTERBANKS[kind]()
     bins, weights, starts, nonempty = [], [], [], []
-    for j in range(N_MELS):
+    for j in range(len(fb)):
         nz = np.nonzero(fb[j])[0]
         nonempty.append(len(nz) > 0)
         if len(nz):
@@ -138,16 +202,16 @@ def _sparse_filterbank() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
     )
 
 
-def _apply_filterbank(power: np.ndarray) -> np.ndarray:
-    """``power @ mel_filterbank().T`` without BLAS.
+def _apply_filterbank(power: np.ndarray, kind: str) -> np.ndarray:
+    """``power @ FILTERBANKS[kind]().T`` without BLAS.
 
     The bank is ~2 % non-zero, and a multi-threaded BLAS call on such a small product is 50x
     slower on a busy 2-core machine (its threads spin against the other processes). Sums run
     in a fixed order, so the result does not depend on how many windows are processed at once.
     """
-    bins, weights, starts, nonempty = _sparse_filterbank()
+    bins, weights, starts, nonempty = _sparse_filterbank(kind)
     contrib = power[:, bins] * weights
-    out = np.zeros((power.shape[0], N_MELS), np.float32)
+    out = np.zeros((power.shape[0], len(nonempty)), np.float32)
     out[:, nonempty] = np.add.reduceat(contrib, starts, axis=1)
     return out
 
@@ -184,14 +248,18 @@ def frame_signal(samples: np.ndarray, frame: int, hop: int) -> np.ndarray:
     )
 
 
-def log_mel(samples: np.ndarray) -> np.ndarray:
-    """Log-mel power in dB, float32 ``(N_MELS, frames)`` for 16 kHz mono float32 samples."""
+def power_spectrum(samples: np.ndarray) -> np.ndarray:
+    """Power spectrum, float32 ``(frames, N_FFT // 2 + 1)``, of 16 kHz mono float32 samples."""
     frames = frame_signal(samples, N_FFT, HOP_LENGTH)
     # frames of N_FFT samples centred like a WIN_LENGTH window: the Hann taper zeroes the edges
     spec = np.fft.rfft(frames * _hann(), n=N_FFT, axis=1)
-    power = (spec.real**2 + spec.imag**2).astype(np.float32)
-    mel = _apply_filterbank(power)
-    return (10.0 * np.log10(np.maximum(mel, LOG_FLOOR))).T.astype(np.float32)
+    return (spec.real**2 + spec.imag**2).astype(np.float32)
+
+
+def log_filterbank(power: np.ndarray, kind: str) -> np.ndarray:
+    """Log filter-bank power in dB, float32 ``(filters, frames)``; ``kind`` "mel" or "linear"."""
+    banded = _apply_filterbank(power, kind)
+    return (10.0 * np.log10(np.maximum(banded, LOG_FLOOR))).T.astype(np.float32)
 
 
 def deltas(x: np.ndarray, width: int = DELTA_WIDTH) -> np.ndarray:
@@ -204,34 +272,46 @@ def deltas(x: np.ndarray, width: int = DELTA_WIDTH) -> np.ndarray:
     return num / (2 * sum(k * k for k in range(1, width + 1)))
 
 
-def window_features(window: np.ndarray) -> np.ndarray:
-    """Model input for one window: float32 ``(3, N_MFCC, N_FRAMES)``.
+def window_features(window: np.ndarray, kind: str = FEATURE_KIND) -> np.ndarray:
+    """Model input for one window: float32 :func:`feature_shape` of ``kind``.
 
-    MFCC, delta and delta-delta, each coefficient row normalised over the window's frames
-    (mean 0, std 1). Per-window normalisation removes the fixed channel colouring (microphone,
-    codec EQ, gain) so the network cannot learn "this source sounds like that room".
+    Cepstral kinds: MFCC (and LFCC), each with delta and delta-delta, every coefficient row
+    normalised over the window's frames (mean 0, std 1). Spectrogram: the log power of every
+    FFT bin, each bin's mean over the window removed, one scale for the whole window (so the
+    relative dynamics of the bands survive).
+    Removing per-row means takes out the fixed channel colouring (microphone, codec EQ, gain),
+    so the network cannot learn "this source sounds like that room".
     """
     window = np.asarray(window, np.float32)
     if window.shape != (WINDOW_SAMPLES,):
         raise ValueError(f"a window is {WINDOW_SAMPLES} samples, got shape {window.shape}")
+    if kind not in FEATURE_KINDS:
+        raise ValueError(f"unknown feature kind {kind!r}; known: {', '.join(FEATURE_KINDS)}")
     # N_FFT-long frames at HOP_LENGTH: pad so the frame count matches WIN_LENGTH framing
     pad = (N_FFT - WIN_LENGTH) // 2
     padded = np.pad(window, (pad, N_FFT - WIN_LENGTH - pad), mode="reflect")
-    mfcc = np.einsum("cm,mt->ct", dct_matrix(), log_mel(padded), optimize=False)
-    mfcc = mfcc[:, :N_FRAMES]
-    d1 = deltas(mfcc)
-    d2 = deltas(d1)
-    feats = np.stack([mfcc, d1, d2])
+    power = power_spectrum(padded)[:N_FRAMES]
+    if kind == "spectrogram":
+        logp = 10.0 * np.log10(np.maximum(power.T, LOG_FLOOR))
+        logp -= logp.mean(axis=1, keepdims=True)
+        return (logp / (logp.std() + 1e-5))[None].astype(np.float32)
+    stack = []
+    banks = ("mel", "linear") if kind == "mfcc+lfcc" else ("mel",)
+    for bank in banks:  # both banks have 64 filters: one DCT matrix serves both
+        ceps = np.einsum("cm,mt->ct", dct_matrix(), log_filterbank(power, bank), optimize=False)
+        d1 = deltas(ceps)
+        stack += [ceps, d1, deltas(d1)]
+    feats = np.stack(stack)
     mean = feats.mean(axis=2, keepdims=True)
     std = feats.std(axis=2, keepdims=True)
     return ((feats - mean) / (std + 1e-5)).astype(np.float32)
 
 
-def batch_features(windows: Iterable[np.ndarray]) -> np.ndarray:
-    """Stack :func:`window_features` of several windows: float32 ``(N, 3, N_MFCC, N_FRAMES)``."""
-    feats = [window_features(w) for w in windows]
+def batch_features(windows: Iterable[np.ndarray], kind: str = FEATURE_KIND) -> np.ndarray:
+    """Stack :func:`window_features` of several windows: float32 ``(N, *feature_shape(kind))``."""
+    feats = [window_features(w, kind) for w in windows]
     if not feats:
-        return np.zeros((0, 3, N_MFCC, N_FRAMES), np.float32)
+        return np.zeros((0, *feature_shape(kind)), np.float32)
     return np.stack(feats)
 
 

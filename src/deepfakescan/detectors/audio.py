@@ -51,30 +51,27 @@ def file_logit(window_logits: np.ndarray) -> float:
     return float(s[:k].mean())
 
 
-CHECKED_PARAMS = (
-    "sample_rate",
-    "n_mfcc",
-    "n_mels",
-    "hop_length",
-    "win_length",
-    "window_s",
-    "hop_s",
-)
+def feature_kind(card: dict) -> str:
+    """The feature kind a plugged-in audio model reads, from its card.
 
-
-def check_features(card: dict) -> None:
-    """Refuse a plugged-in audio model whose card asks for other features than we compute."""
+    Refuses (as a missing model, 503) a card whose preprocessing differs in any way from what
+    ``features.py`` computes for that kind: a model fed other features would score nonsense.
+    """
     pre = card["inputs"][0].get("preprocessing", {})
-    wrong = [
-        f"{k}={pre[k]!r} (we compute {F.FEATURE_PARAMS[k]!r})"
-        for k in CHECKED_PARAMS
-        if k in pre and pre[k] != F.FEATURE_PARAMS[k]
-    ]
+    kind = pre.get("features")
+    if kind not in F.FEATURE_KINDS:
+        raise ModelMissing(
+            f"audio model {card['name']!r} reads features {kind!r}; "
+            f"features.py computes {', '.join(F.FEATURE_KINDS)}"
+        )
+    want = F.feature_params(kind)
+    wrong = [f"{k}={pre.get(k)!r} (we compute {v!r})" for k, v in want.items() if pre.get(k) != v]
     if wrong:
         raise ModelMissing(
             f"audio model {card['name']!r} expects other features than features.py computes: "
             + ", ".join(wrong)
         )
+    return kind
 
 
 def _score_batch(model, batch: np.ndarray) -> np.ndarray:
@@ -95,6 +92,7 @@ def score_windows(
     Returns the voiced windows (their samples dropped to keep memory flat), their raw logits,
     and the total number of samples read.
     """
+    kind = feature_kind(model.card)
     windower = F.Windower()
     voiced: list[F.Window] = []
     pending: list[np.ndarray] = []
@@ -108,7 +106,7 @@ def score_windows(
     def take(wins: Iterable[F.Window]) -> None:
         for w in wins:
             if w.voiced:
-                pending.append(F.window_features(w.samples))
+                pending.append(F.window_features(w.samples, kind))
                 voiced.append(F.Window(w.start_s, w.end_s, np.zeros(0, np.float32), w.real_samples))
                 if len(pending) >= BATCH:
                     flush()
@@ -143,7 +141,6 @@ def analyse_audio(
 
     if model is None:
         model = require_model(MODEL_NAME, settings, what="audio")
-        check_features(model.card)
     refs = [model.ref("audio-detector")]
     expected = max(float(getattr(stream, "info", None) and stream.info.duration_s or 0.0), 1e-9)
     limit = float(getattr(stream, "max_seconds", settings.max_audio_seconds))

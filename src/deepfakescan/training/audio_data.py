@@ -12,8 +12,9 @@ Three steps, each resumable (files that exist are kept):
    copy-synthesis of a real recording, or a TTS recipe ``espeak:voice+variant:sentence``).
 3. :func:`build_split_cache` decodes each file exactly as ``scan()`` does
    (``media.audio.load_audio``), pushes training clips through the same random chain whatever
-   their class, cuts windows with :class:`features.Windower`, keeps voiced ones, and stores
-   ``features.window_features`` as float16 in ``WORK/cache/<split>.npz``.
+   their class, cuts windows with :class:`features.Windower` and keeps the voiced ones as
+   float32 samples in ``WORK/cache/<split>-windows-*.npz``; :func:`featurise` turns them into
+   ``features.window_features`` (cached beside them).
 
 Splits: LibriSpeech by speaker id (one utterance per speaker); FSDD by speaker (george,
 jackson, lucas, nicolas train; theo val; yweweler test); LJSpeech is one speaker, split by file
@@ -60,7 +61,7 @@ FSDD_SPEAKERS = {
     "test": ("yweweler",),
 }
 FSDD_REAL_PER_SPEAKER = {"train": 40, "val": 40, "test": 50}
-FSDD_FAKE_PER_SPEAKER = {"train": 20, "val": 12, "test": 20}
+FSDD_FAKE_PER_SPEAKER = {"train": 40, "val": 12, "test": 20}
 NSF_SPEAKERS = {"train": ("bdl", "clb"), "val": ("rms",), "test": ("slt",)}
 LIBRI_FRACTIONS = (0.7, 0.15, 0.15)
 ESPEAK_COUNT = {"train": 200, "val": 40, "test": 60}
@@ -450,26 +451,36 @@ def augment(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(y, -1, 1).astype(np.float32)
 
 
-# --------------------------------------------------------------------------- feature cache
+# --------------------------------------------------------------------------- window caches
 
 
-def file_windows(samples: np.ndarray) -> tuple[np.ndarray, list[F.Window]]:
-    """Features of the voiced windows of a decoded file: what the detector scores, in order."""
-    wins = [w for w in F.clip_windows(samples) if w.voiced] if len(samples) else []
-    return F.batch_features(w.samples for w in wins), wins
+def voiced_windows(samples: np.ndarray) -> list[F.Window]:
+    """The windows of a decoded clip that pass the voice gate, in order."""
+    return [w for w in F.clip_windows(samples) if w.voiced] if len(samples) else []
 
 
-def _features_for(args: tuple[str, str, int, int, int]) -> tuple[str, np.ndarray]:
-    work, path, n_aug, seed, epoch_seed = args
+def augment_count(row: Row, n_aug_real: int, n_aug_fake: int) -> int:
+    """Augmented copies of a training file.
+
+    Recordings from the data root (reals, and the few collected fakes such as NSF) get
+    ``n_aug_real`` copies; fakes we generate, which we could make in any number, get
+    ``n_aug_fake``. Zero means "as scanned" (no chain).
+    """
+    return n_aug_fake if row.path.startswith("generated/") else n_aug_real
+
+
+def _windows_for(args: tuple[str, str, int, int]) -> tuple[str, np.ndarray]:
+    work, path, n_aug, seed = args
     y = decode(Path(work) / path)
-    if n_aug == 0:
-        return path, file_windows(y)[0].astype(np.float16)
-    out = []
-    for k in range(n_aug):
-        aug = augment(y, _rng(seed, path, epoch_seed, k))
-        out.append(file_windows(aug)[0])
-    feats = np.concatenate(out) if out else np.zeros((0, 3, F.N_MFCC, F.N_FRAMES), np.float32)
-    return path, feats.astype(np.float16)
+    clips = [y] if n_aug == 0 else [augment(y, _rng(seed, path, 0, k)) for k in range(n_aug)]
+    wins = [w.samples for c in clips for w in voiced_windows(c)]
+    if not wins:
+        return path, np.zeros((0, F.WINDOW_SAMPLES), np.float32)
+    return path, np.stack(wins).astype(np.float32)
+
+
+def _cache_key(*parts: object) -> str:
+    return hashlib.sha1("|".join(map(str, parts)).encode()).hexdigest()[:10]
 
 
 def build_split_cache(
@@ -483,47 +494,82 @@ def build_split_cache(
     jobs: int = 2,
     log=print,
 ) -> Path:
-    """Window features of every file in ``rows`` into ``WORK/cache/<name>.npz`` (kept if present).
+    """Voiced windows (augmented samples, float32) of every file into ``WORK/cache/`` (kept).
 
-    ``n_aug_* = 0`` means as scanned (no chain): validation and test are cached that way so that
-    calibration is fitted on exactly what ``scan()`` will see.
+    The slow part of a run (decoding, the augmentation chain's codecs and reverberation) is
+    cached as *samples*, so a change of features costs seconds: :func:`featurise` derives the
+    network input from this cache. ``n_aug_* = 0`` means as scanned: validation and test are
+    cached that way so that calibration is fitted on exactly what ``scan()`` will see.
     """
     import multiprocessing as mp
 
-    key = hashlib.sha1(
-        (
-            "|".join(r.path for r in rows)
-            + f"{n_aug_real},{n_aug_fake},{seed}"
-            + json.dumps(F.FEATURE_PARAMS, sort_keys=True)
-        ).encode()
-    ).hexdigest()[:10]
-    out = work_dir / "cache" / f"{name}-{key}.npz"
+    window = {k: F.COMMON_PARAMS[k] for k in ("sample_rate", "window_s", "hop_s", "vad")}
+    key = _cache_key(
+        "|".join(r.path for r in rows), n_aug_real, n_aug_fake, seed, json.dumps(window)
+    )
+    out = work_dir / "cache" / f"{name}-windows-{key}.npz"
     if out.is_file():
-        log(f"features: reusing {out}")
+        log(f"windows: reusing {out}")
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    todo = [(str(work_dir), r.path, n_aug_fake if r.y else n_aug_real, seed, 0) for r in rows]
-    feats: dict[str, np.ndarray] = {}
+    todo = [(str(work_dir), r.path, augment_count(r, n_aug_real, n_aug_fake), seed) for r in rows]
+    wins: dict[str, np.ndarray] = {}
     with mp.get_context("fork").Pool(jobs) as pool:
-        for i, (path, f) in enumerate(pool.imap(_features_for, todo, chunksize=4), start=1):
-            feats[path] = f
+        for i, (path, w) in enumerate(pool.imap(_windows_for, todo, chunksize=4), start=1):
+            wins[path] = w
             if i % 200 == 0:
-                log(f"  features {name}: {i}/{len(todo)}")
-    by_path = {r.path: r for r in rows}
-    x, y, file_idx = [], [], []
-    for i, r in enumerate(rows):
-        f = feats[r.path]
-        x.append(f)
-        y.extend([by_path[r.path].y] * len(f))
-        file_idx.extend([i] * len(f))
+                log(f"  windows {name}: {i}/{len(todo)}")
+    x = [wins[r.path] for r in rows]
+    y = [r.y for r in rows for _ in range(len(wins[r.path]))]
+    file_idx = [i for i, r in enumerate(rows) for _ in range(len(wins[r.path]))]
     tmp = out.with_suffix(".tmp.npz")
     np.savez(
         tmp,
-        x=np.concatenate(x) if x else np.zeros((0, 3, F.N_MFCC, F.N_FRAMES), np.float16),
+        samples=np.concatenate(x) if x else np.zeros((0, F.WINDOW_SAMPLES), np.float32),
         y=np.asarray(y, np.int8),
         file_index=np.asarray(file_idx, np.int32),
         paths=np.asarray([r.path for r in rows]),
     )
     tmp.replace(out)
-    log(f"features {name}: {len(y)} windows from {len(rows)} files -> {out}")
+    log(f"windows {name}: {len(y)} from {len(rows)} files -> {out}")
     return out
+
+
+_SAMPLES: np.ndarray | None = None  # the windows a featurise pool reads (inherited by fork)
+
+
+def _features_of(job: tuple[int, int, str]) -> np.ndarray:
+    start, stop, kind = job
+    assert _SAMPLES is not None
+    return F.batch_features((_SAMPLES[i] for i in range(start, stop)), kind).astype(np.float16)
+
+
+def featurise(
+    windows_path: Path, kind: str = F.FEATURE_KIND, jobs: int = 2, log=print
+) -> dict[str, np.ndarray]:
+    """``x`` (features of ``kind``, float16), ``y`` and ``file`` of a window cache (cached)."""
+    import multiprocessing as mp
+
+    global _SAMPLES
+    key = _cache_key(windows_path.name, json.dumps(F.feature_params(kind), sort_keys=True))
+    out = windows_path.with_name(windows_path.name.replace("-windows-", "-features-"))
+    out = out.with_name(f"{out.stem}-{key}.npz")
+    with np.load(windows_path) as z:
+        y, file_idx = z["y"], z["file_index"]
+        if out.is_file():
+            log(f"features: reusing {out}")
+            with np.load(out) as f:
+                return {"x": f["x"], "y": y, "file": file_idx}
+        _SAMPLES = z["samples"]
+    spans = [(i, min(i + 256, len(y)), kind) for i in range(0, len(y), 256)]
+    try:
+        with mp.get_context("fork").Pool(jobs) as pool:
+            parts = pool.map(_features_of, spans)
+    finally:
+        _SAMPLES = None
+    x = np.concatenate(parts) if parts else np.zeros((0, *F.feature_shape(kind)), np.float16)
+    tmp = out.with_suffix(".tmp.npz")
+    np.savez(tmp, x=x)
+    tmp.replace(out)
+    log(f"features: {len(x)} windows -> {out}")
+    return {"x": x, "y": y, "file": file_idx}

@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .. import features as F
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 
@@ -40,6 +42,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--n-aug-fake", type=int, default=1, help="augmented copies per fake file")
     p.add_argument(
         "--channels", default="16,32,48,64", help="CNN widths, stem then each residual stage"
+    )
+    p.add_argument(
+        "--features",
+        default=F.FEATURE_KIND,
+        choices=list(F.FEATURE_KINDS),
+        help=f"features the network reads (default {F.FEATURE_KIND})",
     )
     p.add_argument(
         "--balance", type=float, default=0.5, help="source balancing exponent (0: classes only)"
@@ -114,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         channels=tuple(int(c) for c in args.channels.split(",")),
         balance=args.balance,
+        features=args.features,
         jobs=args.jobs,
         n_aug_real=args.n_aug_real,
         n_aug_fake=args.n_aug_fake,

@@ -166,21 +166,22 @@ def export_audio(
     run_dir = Path(run_dir)
     cal = json.loads((run_dir / "calibration.json").read_text())
     channels = tuple(cal["config"]["channels"])
-    model = AudioResNet(channels)
+    kind = cal["config"].get("features", "mfcc")
+    model = AudioResNet(channels, kind=kind)
     model.load_state_dict(torch.load(run_dir / "final.pt"))
     model.eval()
-    example = torch.randn(2, 3, F.N_MFCC, F.N_FRAMES)
+    example = torch.randn(2, *F.feature_shape(kind))
     tmp = run_dir / f"{name}.onnx"
-    export_onnx(model, example, tmp, input_name="mfcc", output_name="logit")
-    check = (
-        np.random.default_rng(0).standard_normal((4, 3, F.N_MFCC, F.N_FRAMES)).astype(np.float32)
-    )
+    export_onnx(model, example, tmp, input_name="features", output_name="logit")
+    check = np.random.default_rng(0).standard_normal((4, *F.feature_shape(kind))).astype(np.float32)
     diff = check_against_torch(model, tmp, check)
     counts = cal.get("train_counts", {})
     cfg = {"balance": 0.0, **cal["config"]}
     command = (
         "deepfakescan train audio --seed {seed} --epochs {epochs} --threads {threads} "
-        "--channels {ch} --balance {balance}".format(ch=",".join(map(str, cfg["channels"])), **cfg)
+        "--channels {ch} --balance {balance} --features {features}".format(
+            ch=",".join(map(str, cfg["channels"])), **{"features": "mfcc", **cfg}
+        )
     )
     card = {
         "name": name,
@@ -188,7 +189,7 @@ def export_audio(
         "task": "audio-detector",
         "description": (
             f"Synthetic-speech detector: a residual 2D CNN ({count_parameters(model)} "
-            f"parameters) over {F.WINDOW_SECONDS:g} s windows of MFCC + deltas "
+            f"parameters) over {F.WINDOW_SECONDS:g} s windows of {kind} "
             f"(hop {F.WINDOW_HOP_SECONDS:g} s); file "
             f"score = mean of the top {A.TOP_FRACTION:.0%} of {A.SMOOTH_WINDOWS}-window-smoothed "
             "window logits, Platt-calibrated. Trained on real speech against vocoded "
@@ -196,12 +197,12 @@ def export_audio(
         ),
         "inputs": [
             {
-                "name": "mfcc",
+                "name": "features",
                 "layout": "NCHW",
-                "shape": [None, 3, F.N_MFCC, F.N_FRAMES],
+                "shape": [None, *F.feature_shape(kind)],
                 "dtype": "float32",
                 "preprocessing": {
-                    **F.FEATURE_PARAMS,
+                    **F.feature_params(kind),
                     "function": "deepfakescan.features.window_features",
                     "file_rule": (
                         f"mean of top {A.TOP_FRACTION} of "

@@ -1,6 +1,6 @@
 """Networks trained here and exported to ONNX (audio for now; image nets join later).
 
-``AudioResNet``: a compact residual 2D CNN over ``(3, N_MFCC, N_FRAMES)`` MFCC windows.
+``AudioResNet``: a compact residual 2D CNN over one window of ``features.window_features``.
 Small on purpose (~0.2 M parameters, ~20 M multiply-adds per 2 s window): a 10-minute file is
 ~600 windows and must be scored in well under a second on two CPU cores.
 """
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+from .. import features as F
 
 
 class ResBlock(nn.Module):
@@ -33,16 +35,28 @@ class ResBlock(nn.Module):
 
 
 class AudioResNet(nn.Module):
-    """MFCC window ``(N, 3, n_mfcc, frames)`` -> fake logit ``(N,)``.
+    """Feature windows ``(N, *features.feature_shape(kind))`` -> fake logit ``(N,)``.
 
+    A spectrogram (257 bins) enters through a stride-2 stem, so that after the stem's pooling
+    it is as small as 64 x 49 and costs about as much as the cepstral kinds' 16 x 99.
     Global average *and* max pooling: vocoder artefacts can be brief, an average alone dilutes them.
     """
 
-    def __init__(self, channels: tuple[int, ...] = (16, 32, 48, 64), dropout: float = 0.2) -> None:
+    def __init__(
+        self,
+        channels: tuple[int, ...] = (16, 32, 48, 64),
+        dropout: float = 0.2,
+        kind: str = F.FEATURE_KIND,
+    ) -> None:
         super().__init__()
         c0 = channels[0]
+        in_ch, height, _ = F.feature_shape(kind)
+        stride = 2 if height > 64 else 1
         self.stem = nn.Sequential(
-            nn.Conv2d(3, c0, 3, 1, 1, bias=False), nn.BatchNorm2d(c0), nn.ReLU(), nn.MaxPool2d(2)
+            nn.Conv2d(in_ch, c0, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(c0),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
         )
         blocks = [ResBlock(a, b, 2) for a, b in zip(channels[:-1], channels[1:], strict=False)]
         self.blocks = nn.Sequential(*blocks)

@@ -48,6 +48,8 @@ class TrainConfig:
     n_aug_real: int = 3
     n_aug_fake: int = 1
     channels: tuple[int, ...] = (16, 32, 48, 64)
+    features: str = F.FEATURE_KIND
+    """Which of ``features.FEATURE_KINDS`` the network reads."""
     balance: float = 0.0
     """Window weight ``count(source) ** -balance`` (then classes equalised): 0 is plain
     class balancing; 0.5 lifts rare sources (short FSDD fakes, the few NSF files) without
@@ -98,13 +100,6 @@ def prepare(cfg: TrainConfig, log=print) -> dict[str, list[D.Row]]:
         log(f"{len(failures)} files could not be generated; they are skipped")
     ok = {s: [r for r in splits[s] if (Path(cfg.work_dir) / r.path).is_file()] for s in D.SPLITS}
     return ok
-
-
-def _load_cache(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path) as z:
-        out = {k: z[k] for k in z.files}
-    out["file"] = out.pop("file_index")
-    return out
 
 
 def _spec_augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -188,7 +183,7 @@ def run_epoch(
         opt.step()
         if sched is not None:
             sched.step()
-        total += float(loss) * len(idx)
+        total += float(loss.detach()) * len(idx)
     return total / max(len(y), 1)
 
 
@@ -245,7 +240,8 @@ def train(cfg: TrainConfig, *, resume: bool = True, skip_generate: bool = False)
         jobs=cfg.jobs,
         log=log,
     )
-    tr, va = _load_cache(tr_path), _load_cache(va_path)
+    tr = D.featurise(tr_path, cfg.features, cfg.jobs, log)
+    va = D.featurise(va_path, cfg.features, cfg.jobs, log)
     if cfg.leave_out:  # same cached windows, minus every file of the held-out source
         tr, splits["train"] = _without(tr, splits["train"], cfg.leave_out)
         va, splits["val"] = _without(va, splits["val"], cfg.leave_out)
@@ -258,8 +254,8 @@ def train(cfg: TrainConfig, *, resume: bool = True, skip_generate: bool = False)
     n_real = len(tr["y"]) - n_fake
     log(f"train windows: {n_real} real, {n_fake} fake; val windows {len(va['y'])}")
 
-    model = AudioResNet(cfg.channels)
-    log(f"AudioResNet{cfg.channels}: {count_parameters(model)} parameters")
+    model = AudioResNet(cfg.channels, kind=cfg.features)
+    log(f"AudioResNet{cfg.channels} on {cfg.features}: {count_parameters(model)} parameters")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(tr["y"]) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(
