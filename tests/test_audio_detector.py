@@ -7,6 +7,7 @@ about plumbing; the shipped ``audio`` bundle is exercised where it is installed.
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import struct
 import subprocess
@@ -195,13 +196,23 @@ def test_shipped_model_calls_espeak_speech_fake(shipped):
     assert "suspicious" in " ".join(report.reasons)
 
 
-def test_a_plugged_in_model_asking_for_other_features_is_refused(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"n_fft": 1024}, "n_fft"),  # same kind, other parameters
+        ({"features": "chroma"}, "reads features 'chroma'"),  # a kind we do not compute
+        ({"features": None}, "reads features None"),  # a v0.1 card, before kinds were named
+    ],
+)
+def test_a_plugged_in_model_asking_for_other_features_is_refused(
+    tmp_path, monkeypatch, change, message
+):
     pytest.importorskip("onnx")
     card = audio_card()
-    card["inputs"][0]["preprocessing"] = {**F.feature_params(), "n_fft": 1024}
+    card["inputs"][0]["preprocessing"] = {**F.feature_params(), **change}
     write_bundle(tmp_path / "models", "audio", mean_model(), card)
     monkeypatch.setenv("DEEPFAKESCAN_MODEL_DIR", str(tmp_path / "models"))
     bundle.clear_cache()
-    with pytest.raises(ModelMissing, match="n_fft"):
+    with pytest.raises(ModelMissing, match=re.escape(message)):
         deepfakescan.scan(wav(speechlike(3.0)), settings=Settings.from_env())
     bundle.clear_cache()

@@ -122,4 +122,3 @@ def test_voice_activity_gate_rejects_silence_and_faint_hiss_but_passes_loud_soun
 def test_voice_gate_measures_only_the_real_part_of_a_padded_clip():
     tiny = F.pad_by_repetition(_noise(0.05))  # 50 ms of sound repeated: not enough speech
     assert not F.has_speech(tiny, int(0.05 * F.SAMPLE_RATE))
-

@@ -1,17 +1,18 @@
-"""Audio features shared by training and inference: windows, a voice-activity gate, cepstra.
+"""Audio features shared by training and inference: windows, a voice-activity gate, features.
 
 Whatever the model sees at serve time must be exactly what it saw in training, so every step
 from 16 kHz mono samples to the network's input tensor lives here, in NumPy only (no librosa
 at run time): :class:`Windower` cuts a stream of blocks into overlapping windows (short clips
 padded by repetition, never zeros), :func:`voiced_fraction` gates windows without speech,
-and :func:`window_features` turns one window into MFCC and LFCC, each with delta and
-delta-delta, normalised per window. ``detectors/audio.py`` and ``training/audio_data.py`` both
-call these and nothing else.
+and :func:`window_features` turns one window into the network input of a *kind* (the model
+card names it), normalised per window. ``detectors/audio.py`` and ``training/audio_data.py``
+both call these and nothing else.
 
-Why two cepstra: the mel scale spends its resolution below 1 kHz, where speech content lives;
-vocoder and neural-synthesis artefacts sit as much in the upper band, which linear filters
-(LFCC, the ASVspoof baseline feature) resolve evenly. The model card's ablation table shows
-what each brings.
+Why the shipped kind is the log spectrogram: 64-band cepstra truncated to 32 coefficients
+keep the spectral envelope and drop the harmonic fine structure (a 100-250 Hz pitch puts
+harmonics 3-8 FFT bins apart, finer than any 64-filter bank), and the fine structure is
+where vocoders go wrong: Griffin-Lim smears phase, WORLD and LPC re-synthesise the
+excitation. MFCC and MFCC+LFCC stay available for the ablation in the model card.
 
 Shapes: a window is float32 ``(WINDOW_SAMPLES,)``; its features are float32
 ``feature_shape(kind)``: for "mfcc+lfcc" ``(6, N_CEPS, N_FRAMES)`` — channels (MFCC, delta,
@@ -63,7 +64,7 @@ FEATURE_KINDS = {
 }
 """Feature kind -> tensor shape of one window. A model's card names the kind it was trained
 on and the detector computes that kind; the model card's ablation compares them."""
-FEATURE_KIND = "mfcc+lfcc"
+FEATURE_KIND = "spectrogram"
 """The kind the shipped ``audio`` model reads (and the training default)."""
 
 MIN_SPEECH_SECONDS = 0.15

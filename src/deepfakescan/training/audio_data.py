@@ -60,7 +60,7 @@ FSDD_SPEAKERS = {
     "val": ("theo",),
     "test": ("yweweler",),
 }
-FSDD_REAL_PER_SPEAKER = {"train": 40, "val": 40, "test": 50}
+FSDD_REAL_PER_SPEAKER = {"train": 120, "val": 40, "test": 50}
 FSDD_FAKE_PER_SPEAKER = {"train": 40, "val": 12, "test": 20}
 NSF_SPEAKERS = {"train": ("bdl", "clb"), "val": ("rms",), "test": ("slt",)}
 LIBRI_FRACTIONS = (0.7, 0.15, 0.15)

@@ -33,13 +33,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
     p = sub.add_parser("audio", help="train the audio detector (seeded, resumable)")
     _common(p)
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=14)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     p.add_argument("--jobs", type=int, default=2, help="processes for synthesis and features")
-    p.add_argument("--n-aug-real", type=int, default=3, help="augmented copies per real file")
-    p.add_argument("--n-aug-fake", type=int, default=1, help="augmented copies per fake file")
+    p.add_argument(
+        "--n-aug-real", type=int, default=5, help="augmented copies per recording (real or NSF)"
+    )
+    p.add_argument("--n-aug-fake", type=int, default=2, help="augmented copies per generated fake")
     p.add_argument(
         "--channels", default="16,32,48,64", help="CNN widths, stem then each residual stage"
     )

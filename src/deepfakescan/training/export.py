@@ -145,6 +145,13 @@ def slim_eval_metrics(metrics: dict, command: str) -> dict:
     }
 
 
+KIND_WORDS = {
+    "mfcc": "MFCC + deltas",
+    "mfcc+lfcc": "MFCC + LFCC + deltas",
+    "spectrogram": "log-power spectrogram (257 bins)",
+}
+
+
 def export_audio(
     run_dir: Path,
     models_dir: Path,
@@ -179,7 +186,8 @@ def export_audio(
     cfg = {"balance": 0.0, **cal["config"]}
     command = (
         "deepfakescan train audio --seed {seed} --epochs {epochs} --threads {threads} "
-        "--channels {ch} --balance {balance} --features {features}".format(
+        "--channels {ch} --balance {balance} --features {features} "
+        "--n-aug-real {n_aug_real} --n-aug-fake {n_aug_fake}".format(
             ch=",".join(map(str, cfg["channels"])), **{"features": "mfcc", **cfg}
         )
     )
@@ -189,7 +197,7 @@ def export_audio(
         "task": "audio-detector",
         "description": (
             f"Synthetic-speech detector: a residual 2D CNN ({count_parameters(model)} "
-            f"parameters) over {F.WINDOW_SECONDS:g} s windows of {kind} "
+            f"parameters) over {F.WINDOW_SECONDS:g} s windows of {KIND_WORDS[kind]} "
             f"(hop {F.WINDOW_HOP_SECONDS:g} s); file "
             f"score = mean of the top {A.TOP_FRACTION:.0%} of {A.SMOOTH_WINDOWS}-window-smoothed "
             "window logits, Platt-calibrated. Trained on real speech against vocoded "

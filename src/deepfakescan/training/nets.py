@@ -1,8 +1,9 @@
 """Networks trained here and exported to ONNX (audio for now; image nets join later).
 
 ``AudioResNet``: a compact residual 2D CNN over one window of ``features.window_features``.
-Small on purpose (~0.2 M parameters, ~20 M multiply-adds per 2 s window): a 10-minute file is
-~600 windows and must be scored in well under a second on two CPU cores.
+Small on purpose (0.12 M parameters; 25 M multiply-adds per 2 s spectrogram window, 14-17 M
+for the cepstral kinds): a 10-minute file is ~600 windows and must be scored in well under a
+second on two CPU cores.
 """
 
 from __future__ import annotations

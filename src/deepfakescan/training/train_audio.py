@@ -38,19 +38,19 @@ class TrainConfig:
     run_name: str = "main"
     leave_out: str | None = None
     """A source (``nsf-vocoded-fake``) to hold out of train and val for the generalisation run."""
-    epochs: int = 10
+    epochs: int = 14
     batch_size: int = 64
     lr: float = 3e-3
     weight_decay: float = 1e-3
     seed: int = 0
     threads: int = 2
     jobs: int = 2
-    n_aug_real: int = 3
-    n_aug_fake: int = 1
+    n_aug_real: int = 5
+    n_aug_fake: int = 2
     channels: tuple[int, ...] = (16, 32, 48, 64)
     features: str = F.FEATURE_KIND
     """Which of ``features.FEATURE_KINDS`` the network reads."""
-    balance: float = 0.0
+    balance: float = 0.5
     """Window weight ``count(source) ** -balance`` (then classes equalised): 0 is plain
     class balancing; 0.5 lifts rare sources (short FSDD fakes, the few NSF files) without
     letting a 6-file source dominate."""
