@@ -142,6 +142,17 @@ def test_outputs_are_written_and_json_has_no_nan(result, tmp_path):
         assert paths[name].read_bytes()[:8] == PNG_MAGIC
 
 
+def test_a_markdown_table_is_written_for_model_cards_to_quote(result, tmp_path):
+    paths = write_outputs(result, tmp_path / "out")
+    lines = paths["table"].read_text().splitlines()
+    assert lines[0].startswith("| group | n_real | n_fake |")
+    assert set(lines[1]) <= set("|-: ")
+    body = [line for line in lines[2:] if line.startswith("| ")]
+    assert len(body) == len(result.groups)
+    assert all(line.count("|") == lines[0].count("|") for line in body)
+    assert "| 0.950 [0.80–1.00] |" in paths["table"].read_text()
+
+
 def test_table_has_a_row_per_group_and_lists_problems(result):
     table = format_table(result)
     lines = table.splitlines()

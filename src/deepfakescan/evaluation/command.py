@@ -41,7 +41,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help=f"corpus layout (default: detected from marker files). {layouts}",
     )
     parser.add_argument(
-        "--out", type=Path, metavar="DIR", help="write metrics.json, scores.csv, roc.png, hist.png"
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="write metrics.json, metrics.md, scores.csv, roc.png, hist.png",
     )
     parser.add_argument(
         "--bootstrap",
@@ -128,7 +131,7 @@ def run(args: argparse.Namespace, score_fn: ScoreFn | None = None) -> int:
     else:
         print(format_table(result))
         if args.out is not None:
-            print(f"wrote {args.out}/metrics.json, scores.csv, roc.png, hist.png")
+            print(f"wrote {args.out}/metrics.json, metrics.md, scores.csv, roc.png, hist.png")
     if not any(s.scored for s in result.items):
         print("error: no file could be scored; see the errors above", file=sys.stderr)
         return EXIT_NOTHING_SCORED

@@ -353,23 +353,31 @@ def _cell(g: GroupMetrics, key: str) -> str:
     return text
 
 
-def format_table(result: EvalResult) -> str:
-    """An aligned text table, one row per group, each metric with its bootstrap interval."""
+def format_table(result: EvalResult, *, markdown: bool = False) -> str:
+    """A table, one row per group, each metric with its bootstrap interval, then a footer.
+
+    Aligned text for a terminal, or (``markdown=True``) a Markdown table that a model card
+    can quote as it is, so the card's figures are the command's output and not a retyping.
+    """
     rows = [
         [g.label, str(g.n_real), str(g.n_fake), str(g.n_errors), str(g.n_unscored)]
         + [_cell(g, k) for k in TABLE_METRICS]
         for g in result.groups
     ]
     table = [list(TABLE_COLUMNS), *rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(TABLE_COLUMNS))]
-    lines = [
-        "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(r, widths, strict=True))
-        )
-        for r in table
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    if markdown:
+        rule = ["---"] + ["---:"] * 4 + ["---"] * len(TABLE_METRICS)
+        lines = ["| " + " | ".join(r) + " |" for r in [table[0], rule, *rows]]
+    else:
+        widths = [max(len(r[i]) for r in table) for i in range(len(TABLE_COLUMNS))]
+        lines = [
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+            for r in table
+        ]
+        lines.insert(1, "  ".join("-" * w for w in widths))
     thresholds = ", ".join(f"{t:g}" for t in result.thresholds_used) or "-"
     origin = "override" if result.threshold_override is not None else "from the reports"
     footer = [f"threshold {thresholds} ({origin}); fake when fake_probability >= threshold"]
@@ -392,7 +400,7 @@ SCORES_CSV_COLUMNS = ("path", "label", "family", "source", "fake_probability", "
 
 
 def write_outputs(result: EvalResult, out_dir: str | Path) -> dict[str, Path]:
-    """Write metrics.json, scores.csv, roc.png and hist.png into ``out_dir`` (created).
+    """Write metrics.json, metrics.md, scores.csv, roc.png and hist.png into ``out_dir``.
 
     Returns the paths written, by name.
     """
@@ -402,11 +410,13 @@ def write_outputs(result: EvalResult, out_dir: str | Path) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = {
         "metrics": out / "metrics.json",
+        "table": out / "metrics.md",
         "scores": out / "scores.csv",
         "roc": out / "roc.png",
         "hist": out / "hist.png",
     }
     paths["metrics"].write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+    paths["table"].write_text(format_table(result, markdown=True) + "\n", encoding="utf-8")
     with paths["scores"].open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(SCORES_CSV_COLUMNS)
