@@ -257,10 +257,14 @@ def power_spectrum(samples: np.ndarray) -> np.ndarray:
     return (spec.real**2 + spec.imag**2).astype(np.float32)
 
 
+def decibels(power: np.ndarray) -> np.ndarray:
+    """``10 log10(power)`` above :data:`LOG_FLOOR`, float32: exact-zero TTS silence stays finite."""
+    return (10.0 * np.log10(np.maximum(power, LOG_FLOOR))).astype(np.float32)
+
+
 def log_filterbank(power: np.ndarray, kind: str) -> np.ndarray:
     """Log filter-bank power in dB, float32 ``(filters, frames)``; ``kind`` "mel" or "linear"."""
-    banded = _apply_filterbank(power, kind)
-    return (10.0 * np.log10(np.maximum(banded, LOG_FLOOR))).T.astype(np.float32)
+    return decibels(_apply_filterbank(power, kind)).T
 
 
 def deltas(x: np.ndarray, width: int = DELTA_WIDTH) -> np.ndarray:
@@ -293,7 +297,7 @@ def window_features(window: np.ndarray, kind: str = FEATURE_KIND) -> np.ndarray:
     padded = np.pad(window, (pad, N_FFT - WIN_LENGTH - pad), mode="reflect")
     power = power_spectrum(padded)[:N_FRAMES]
     if kind == "spectrogram":
-        logp = 10.0 * np.log10(np.maximum(power.T, LOG_FLOOR))
+        logp = decibels(power.T)
         logp -= logp.mean(axis=1, keepdims=True)
         return (logp / (logp.std() + 1e-5))[None].astype(np.float32)
     stack = []

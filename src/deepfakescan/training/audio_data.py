@@ -476,7 +476,7 @@ def _windows_for(args: tuple[str, str, int, int]) -> tuple[str, np.ndarray]:
     wins = [w.samples for c in clips for w in voiced_windows(c)]
     if not wins:
         return path, np.zeros((0, F.WINDOW_SAMPLES), np.float32)
-    return path, np.stack(wins).astype(np.float32)
+    return path, np.stack(wins)
 
 
 def _cache_key(*parts: object) -> str:

@@ -116,7 +116,7 @@ TEST_COMMAND = (
     "deepfakescan eval ../cache/deepfakescan-audio/audio_test.csv --out ../cache/eval-test"
 )
 LOO_COMMAND = (
-    "deepfakescan train audio --leave-out nsf-vocoded-fake --epochs 6 --threads 1 && "
+    "deepfakescan train audio --leave-out nsf-vocoded-fake && "
     "deepfakescan train export --run loo-nsf-vocoded-fake --models-dir ../cache/loo-model && "
     "DEEPFAKESCAN_MODEL_DIR=../cache/loo-model deepfakescan eval "
     "../cache/deepfakescan-audio/audio_loo_test.csv --out ../cache/eval-loo"
@@ -173,7 +173,9 @@ def export_audio(
     run_dir = Path(run_dir)
     cal = json.loads((run_dir / "calibration.json").read_text())
     channels = tuple(cal["config"]["channels"])
-    kind = cal["config"].get("features", "mfcc")
+    # runs from before feature kinds (v0.1) recorded neither features nor a balance: MFCC, 0
+    cfg = {"balance": 0.0, "features": "mfcc", **cal["config"]}
+    kind = cfg["features"]
     model = AudioResNet(channels, kind=kind)
     model.load_state_dict(torch.load(run_dir / "final.pt"))
     model.eval()
@@ -183,12 +185,11 @@ def export_audio(
     check = np.random.default_rng(0).standard_normal((4, *F.feature_shape(kind))).astype(np.float32)
     diff = check_against_torch(model, tmp, check)
     counts = cal.get("train_counts", {})
-    cfg = {"balance": 0.0, **cal["config"]}
     command = (
         "deepfakescan train audio --seed {seed} --epochs {epochs} --threads {threads} "
         "--channels {ch} --balance {balance} --features {features} "
         "--n-aug-real {n_aug_real} --n-aug-fake {n_aug_fake}".format(
-            ch=",".join(map(str, cfg["channels"])), **{"features": "mfcc", **cfg}
+            ch=",".join(map(str, cfg["channels"])), **cfg
         )
     )
     card = {

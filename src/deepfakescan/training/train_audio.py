@@ -103,7 +103,7 @@ def prepare(cfg: TrainConfig, log=print) -> dict[str, list[D.Row]]:
 
 
 def _spec_augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """One random time mask (<= 20 frames) and one cepstral mask (<= 4 rows) per window."""
+    """One random time mask (<= 20 frames) and one mask of <= 4 rows (coefficients or bins)."""
     n, _, c, t = x.shape
     x = x.clone()
     t0 = torch.randint(0, t - 20, (n,), generator=g)
