@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from deepfakescan.evaluation.metrics import (
+    UNCERTAIN_BAND_LOGIT,
     apply_platt,
     apply_temperature,
     average_precision,
@@ -22,6 +23,7 @@ from deepfakescan.evaluation.metrics import (
     roc_auc,
     roc_curve,
     threshold_metrics,
+    uncertain_band,
 )
 
 # scikit-learn's documentation example: AUC 0.75, AP 0.8333
@@ -255,3 +257,12 @@ def test_metrics_agree_with_scikit_learn():
     np.testing.assert_allclose(fpr, sk_fpr)
     np.testing.assert_allclose(tpr, sk_tpr)
     np.testing.assert_allclose(thr[1:], sk_thr[1:])
+
+
+@pytest.mark.parametrize("threshold", [0.02, 0.5, 0.874, 0.995])
+def test_uncertain_band_leaves_both_verdicts_reachable_whatever_the_threshold(threshold):
+    low, high = uncertain_band(threshold)
+    assert 0.0 < low < threshold < high < 1.0
+    z = lambda p: math.log(p / (1 - p))  # noqa: E731
+    assert z(threshold) - z(low) == pytest.approx(UNCERTAIN_BAND_LOGIT)
+    assert z(high) - z(threshold) == pytest.approx(UNCERTAIN_BAND_LOGIT)

@@ -27,19 +27,22 @@ import torch
 from torch import nn
 
 from ..evaluation.metrics import (
+    VALIDATION_FPR_BUDGET,
     apply_temperature,
     bootstrap_ci,
     fit_temperature,
     pick_threshold_at_fpr,
     roc_auc,
+    uncertain_band,
 )
 from .export import sha256_of
 from .image_data import FAMILIES, SBI_SOURCE, FaceCrop
 from .image_nets import IMAGENET_MEAN, IMAGENET_STD, CamNet
 from .train_image import AUC_PAIRS, TrainConfig, build_model, eval_dataset, eval_plan
 
-MAX_FPR = 0.05
-"""False-positive budget on real validation faces for the detector's threshold."""
+VERSIONS = {"image": "0.1.1", "image-family": "0.1.0"}
+"""Card versions of the shipped bundles (0.1.1: the detector's threshold re-fitted to
+``VALIDATION_FPR_BUDGET``, same weights)."""
 OTHER_BELOW = 0.5
 """The classifier says "other" when its top family probability is below this."""
 SOURCE_LICENCES = {
@@ -233,7 +236,7 @@ def export_image_model(
     name: str,
     *,
     command: str,
-    version: str = "0.1.0",
+    version: str | None = None,
     extra_metrics: dict | None = None,
     seed: int = 2024,
 ) -> tuple[Path, Path]:
@@ -266,7 +269,7 @@ def export_image_model(
             temperature, calibration = 1.0, {"method": "none"}
             metrics["calibration_failed"] = str(e)
         val_probs = apply_temperature(val_logits[:, 0], temperature)
-        threshold = pick_threshold_at_fpr(val_probs[val_targets == 0], MAX_FPR)
+        threshold = pick_threshold_at_fpr(val_probs[val_targets == 0], VALIDATION_FPR_BUDGET)
         probs = apply_temperature(test_logits[:, 0], temperature)
         metrics["test"] = detector_metrics(probs, test_targets, test_sources, threshold)
         metrics["validation"] = {
@@ -275,7 +278,7 @@ def export_image_model(
         }
         labels = ["real", "fake"]
         outputs = [{"name": "logits", "kind": "logit"}, {"name": "cam", "kind": "map"}]
-        band = [round(max(0.0, threshold - 0.15), 4), round(min(1.0, threshold + 0.15), 4)]
+        band = [round(b, 4) for b in uncertain_band(threshold)]
         task, description = (
             "image-detector",
             (
@@ -304,7 +307,7 @@ def export_image_model(
         metrics["eval"] = extra_metrics
     card = {
         "name": name,
-        "version": version,
+        "version": version or VERSIONS.get(name, "0.1.0"),
         "task": task,
         "description": description,
         "inputs": [
@@ -350,7 +353,6 @@ def export_image_model(
 
 
 __all__ = [
-    "MAX_FPR",
     "ExportGraph",
     "detector_metrics",
     "export_image_model",
