@@ -9,7 +9,9 @@ Three steps, each resumable (files that exist are kept):
    ``speech/`` links to the data root and ``generated/`` holds the fakes we make, so
    ``deepfakescan eval WORK/audio_test.csv`` reads the same files the card reports on.
 2. :func:`generate` makes every ``generated/...`` file from its ``origin`` (vocoder
-   copy-synthesis of a real recording, or a TTS recipe ``espeak:voice+variant:sentence``).
+   copy-synthesis of a real recording, or a TTS recipe ``espeak:voice+variant:sentence``);
+   the ``tinynsf`` family first needs our small neural vocoder, which :func:`ensure_vocoder`
+   trains on the train split's real speech.
 3. :func:`build_split_cache` decodes each file exactly as ``scan()`` does
    (``media.audio.load_audio``), pushes training clips through the same random chain whatever
    their class, cuts windows with :class:`features.Windower` and keeps the voiced ones as
@@ -34,6 +36,7 @@ import os
 import zlib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +54,12 @@ MANIFEST_DIR = REPO_ROOT / "data" / "manifests"
 COLUMNS = ("path", "label", "family", "source", "speaker", "origin")
 SPLITS = ("train", "val", "test")
 
+NEURAL_FAMILY = "tinynsf"
+"""Copy-synthesis through our own small neural source-filter vocoder (``neural_vocoder.py``)."""
+COPY_FAMILIES = (*S.VOCODER_FAMILIES, NEURAL_FAMILY)
+"""Fakes made from every real recording that gets fakes, one per family."""
+VOCODER_FILE = "vocoder/tinynsf.pt"
+VOCODER_SOURCES = ("librispeech-real", "ljspeech-real")
 MAX_SYNTH_SECONDS = 10.0
 """Fakes made from a real recording use its first 10 s (after trimming silence)."""
 TRAIN_CROP_SECONDS = 8.0
@@ -117,7 +126,7 @@ def plan_corpus(data_root: Path, seed: int = 0) -> dict[str, list[Row]]:
         rows[split].append(Row(rel, "real", "real", source, speaker))
         if fakes:
             stem = Path(rel).stem
-            for fam in S.VOCODER_FAMILIES:
+            for fam in COPY_FAMILIES:
                 path = f"generated/{fam}/{source}/{stem}.wav"
                 rows[split].append(Row(path, "fake", fam, f"{fam}/{source}", speaker, rel))
 
@@ -211,6 +220,28 @@ def plan_corpus(data_root: Path, seed: int = 0) -> dict[str, list[Row]]:
     return rows
 
 
+def vocoder_clips(train_rows: Iterable[Row], work_dir: Path) -> list[np.ndarray]:
+    """What ``tinynsf`` learns from: the train split's wideband real speech (LibriSpeech and
+    LJSpeech; FSDD is 8 kHz), trimmed and cut like the clips it will copy."""
+    return [
+        S.trim_silence(decode(work_dir / r.path))[: int(MAX_SYNTH_SECONDS * F.SAMPLE_RATE)]
+        for r in train_rows
+        if r.label == "real" and r.source in VOCODER_SOURCES
+    ]
+
+
+def ensure_vocoder(train_rows: list[Row], work_dir: Path, seed: int = 0, log=print) -> None:
+    """Train ``WORK/vocoder/tinynsf.pt`` (seeded, resumable) unless it exists: every
+    ``tinynsf`` fake, in every split, is made by this one model."""
+    if (work_dir / VOCODER_FILE).is_file():
+        return
+    from . import neural_vocoder as NV
+
+    clips = vocoder_clips(train_rows, work_dir)
+    log(f"training the tinynsf vocoder on {len(clips)} train-split recordings")
+    NV.train_vocoder(clips, work_dir / VOCODER_FILE, seed=seed, log=log)
+
+
 def leave_one_out(
     rows: dict[str, list[Row]], source: str = LEAVE_OUT_SOURCE
 ) -> dict[str, list[Row]]:
@@ -270,11 +301,12 @@ def _make_one(args: tuple[str, str, str, int]) -> str | None:
     rng = _rng(seed, path)
     family = path.split("/")[1]
     try:
-        if family in S.VOCODERS:
+        if family in COPY_FAMILIES:
             y = S.trim_silence(decode(Path(work) / origin))[
                 : int(MAX_SYNTH_SECONDS * F.SAMPLE_RATE)
             ]
-            fake = S.VOCODERS[family](y, rng)
+            vocoder = S.VOCODERS.get(family) or partial(_tinynsf, Path(work) / VOCODER_FILE)
+            fake = vocoder(y, rng)
         elif family == "espeak":
             _, voice_variant, t = origin.split(":")
             voice, variant = voice_variant.split("+")
@@ -287,6 +319,15 @@ def _make_one(args: tuple[str, str, str, int]) -> str | None:
     except Exception as e:  # report and go on: one bad file must not stop a 20-minute job
         return f"{path}: {type(e).__name__}: {e}"
     return None
+
+
+def _tinynsf(model_path: Path, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    import torch
+
+    from . import neural_vocoder as NV
+
+    torch.set_num_threads(1)  # one generating process per core already
+    return NV.vocode(NV.load_vocoder(str(model_path)), y, rng)
 
 
 _TEXTS: list[str] | None = None

@@ -112,6 +112,10 @@ SOURCE_LICENCES = {
 }
 
 
+AUDIO_VERSION = "0.3.0"
+"""The shipped audio model's version (0.2: log spectrogram; 0.3: + the harmonic-plus-noise
+vocoder family and the stricter validation false-positive budget)."""
+
 TEST_COMMAND = (
     "deepfakescan eval ../cache/deepfakescan-audio/audio_test.csv --out ../cache/eval-test"
 )
@@ -194,7 +198,7 @@ def export_audio(
     )
     card = {
         "name": name,
-        "version": "0.1.0",
+        "version": AUDIO_VERSION,
         "task": "audio-detector",
         "description": (
             f"Synthetic-speech detector: a residual 2D CNN ({count_parameters(model)} "
@@ -202,7 +206,8 @@ def export_audio(
             f"(hop {F.WINDOW_HOP_SECONDS:g} s); file "
             f"score = mean of the top {A.TOP_FRACTION:.0%} of {A.SMOOTH_WINDOWS}-window-smoothed "
             "window logits, Platt-calibrated. Trained on real speech against vocoded "
-            "(Griffin-Lim, WORLD, LPC, NSF) and TTS (espeak-ng, festival) speech."
+            "(Griffin-Lim, WORLD, LPC, harmonic-plus-noise, NSF) and TTS (espeak-ng, "
+            "festival) speech."
         ),
         "inputs": [
             {

@@ -9,6 +9,11 @@ synthesis. Families:
 - ``world``: WORLD analysis/synthesis (pyworld), sometimes through a coded (low-dimensional)
   spectral envelope as parametric TTS does;
 - ``lpc``: a classic pulse/noise-excited LPC vocoder with WORLD's F0;
+- ``hnm``: harmonic-plus-noise source-filter synthesis, the signal path of neural source-filter
+  (NSF) vocoders without their network: a sine source at the F0 harmonics (random initial phase
+  per harmonic) below a maximum voiced frequency, noise above it and in unvoiced frames, shaped
+  frame by frame by WORLD's envelope in the STFT domain (magnitude only, so the harmonics keep the
+  source's phase instead of a glottal pulse's: the cue a detector of NSF output needs);
 - ``espeak``: espeak-ng formant TTS, voices x variants (split by variant, i.e. by "speaker");
 - ``festival``: festival's kal_diphone voice (one voice: split by sentence).
 
@@ -29,7 +34,7 @@ import soxr
 
 from ..features import SAMPLE_RATE
 
-VOCODER_FAMILIES = ("griffinlim", "world", "lpc")
+VOCODER_FAMILIES = ("griffinlim", "world", "lpc", "hnm")
 TTS_FAMILIES = ("espeak", "festival")
 
 ESPEAK_VOICES = (
@@ -117,7 +122,7 @@ def trim_silence(y: np.ndarray, top_db: float = 35.0) -> np.ndarray:
     return y[active[0] * hop : min(len(y), active[-1] * hop + frame)]
 
 
-def _match_level(y: np.ndarray, ref: np.ndarray) -> np.ndarray:
+def match_level(y: np.ndarray, ref: np.ndarray) -> np.ndarray:
     gain = np.sqrt(np.mean(ref**2) + 1e-12) / np.sqrt(np.mean(y**2) + 1e-12)
     out = (y * gain).astype(np.float32)
     peak = np.abs(out).max(initial=0.0)
@@ -154,7 +159,7 @@ def griffin_lim(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         length=len(y),
         random_state=int(rng.integers(1 << 30)),
     )
-    return _match_level(out.astype(np.float32), y)
+    return match_level(out.astype(np.float32), y)
 
 
 def _world_analysis(y: np.ndarray):
@@ -182,7 +187,7 @@ def world(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         ap = pyworld.decode_aperiodicity(np.ascontiguousarray(cap), SAMPLE_RATE, fft_size)
     out = pyworld.synthesize(f0, sp, ap, SAMPLE_RATE, 5.0)[: len(y)]
     out = np.pad(out, (0, len(y) - len(out)))
-    return _match_level(out.astype(np.float32), y)
+    return match_level(out.astype(np.float32), y)
 
 
 def lpc_vocoder(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -228,10 +233,73 @@ def lpc_vocoder(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         out[i * hop : i * hop + frame] += lfilter([1.0], np.concatenate([[1.0], a]), exc) * win
     out = out[: len(y)]
     out = np.nan_to_num(np.pad(out, (0, len(y) - len(out))))
-    return _match_level(out.astype(np.float32), y)
+    return match_level(out.astype(np.float32), y)
 
 
-VOCODERS = {"griffinlim": griffin_lim, "world": world, "lpc": lpc_vocoder}
+def harmonic_noise(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Sine-excited source-filter copy-synthesis (see the module docstring, ``hnm``).
+
+    Random per file: the maximum voiced frequency (2.5-7 kHz), the F0 analyser, whether the
+    envelope goes through a coded (24-60 dim) representation, and how much the envelope is
+    smoothed over time, so the family covers a spread of NSF-like outputs, not one setting.
+    """
+    import librosa
+    import pyworld
+
+    x = y.astype(np.float64)
+    hop_s = 0.005
+    hop = int(SAMPLE_RATE * hop_s)
+    if rng.random() < 0.5:
+        f0, t = pyworld.harvest(x, SAMPLE_RATE, frame_period=hop_s * 1000)
+    else:
+        f0, t = pyworld.dio(x, SAMPLE_RATE, frame_period=hop_s * 1000)
+        f0 = pyworld.stonemask(x, f0, t, SAMPLE_RATE)
+    sp = pyworld.cheaptrick(x, f0, t, SAMPLE_RATE)
+    ap = pyworld.d4c(x, f0, t, SAMPLE_RATE)
+    fft_size = pyworld.get_cheaptrick_fft_size(SAMPLE_RATE)
+    if rng.random() < 0.5:
+        coded = pyworld.code_spectral_envelope(sp, SAMPLE_RATE, int(rng.integers(24, 61)))
+        sp = pyworld.decode_spectral_envelope(np.ascontiguousarray(coded), SAMPLE_RATE, fft_size)
+    smooth = int(rng.integers(1, 4))  # frames: an acoustic model's over-smoothed envelope
+    if smooth > 1:
+        kernel = np.ones(smooth) / smooth
+        sp = np.apply_along_axis(lambda c: np.convolve(c, kernel, mode="same"), 0, sp)
+
+    # source: per-sample F0 -> phase -> harmonics below the maximum voiced frequency
+    n = len(x)
+    frame_pos = np.arange(len(f0)) * hop
+    f0_s = np.interp(np.arange(n), frame_pos, f0)
+    voiced = np.interp(np.arange(n), frame_pos, (f0 > 0).astype(float)) > 0.5
+    f0_s = np.where(voiced, f0_s, 0.0)
+    phase = 2 * np.pi * np.cumsum(f0_s) / SAMPLE_RATE
+    mvf = float(rng.uniform(2500, 7000))
+    harmonic = np.zeros(n)
+    k_max = int(mvf / max(f0[f0 > 0].min(initial=mvf), 40.0))
+    amp = np.sqrt(2 * f0_s / SAMPLE_RATE)  # flat power density whatever the pitch
+    for k in range(1, k_max + 1):
+        on = voiced & (k * f0_s < mvf)
+        if not on.any():
+            break
+        harmonic += np.where(on, np.sin(k * phase + rng.uniform(0, 2 * np.pi)), 0.0)
+    harmonic *= amp
+    noise = rng.standard_normal(n) / np.sqrt(2)
+
+    # filter: STFT frames on WORLD's 5 ms grid, harmonic part by sp*(1-ap), noise by sp*ap
+    freqs = np.fft.rfftfreq(fft_size, 1 / SAMPLE_RATE)
+    above_mvf = freqs[None, :] >= mvf
+    ap_eff = np.where(above_mvf | (f0[:, None] == 0), 1.0, ap)
+
+    def shaped(src: np.ndarray, gain: np.ndarray) -> np.ndarray:
+        spec = librosa.stft(src, n_fft=fft_size, hop_length=hop)
+        m = min(spec.shape[1], len(gain))
+        spec = spec[:, :m] * gain[:m].T
+        return librosa.istft(spec, hop_length=hop, n_fft=fft_size, length=n)
+
+    out = shaped(harmonic, np.sqrt(sp * (1 - ap_eff))) + shaped(noise, np.sqrt(sp * ap_eff))
+    return match_level(np.nan_to_num(out).astype(np.float32), y)
+
+
+VOCODERS = {"griffinlim": griffin_lim, "world": world, "lpc": lpc_vocoder, "hnm": harmonic_noise}
 
 
 # -------------------------------------------------------------------------------------- TTS

@@ -25,11 +25,6 @@ from ..evaluation import metrics as M
 from . import audio_data as D
 from .nets import AudioResNet, count_parameters
 
-MAX_VAL_FPR = 0.05
-"""The threshold keeps the false-positive rate on validation reals at or below this."""
-BAND_LOGIT = 0.75
-"""Uncertain band: threshold +- this many calibrated logits."""
-
 
 @dataclass
 class TrainConfig:
@@ -38,7 +33,7 @@ class TrainConfig:
     run_name: str = "main"
     leave_out: str | None = None
     """A source (``nsf-vocoded-fake``) to hold out of train and val for the generalisation run."""
-    epochs: int = 14
+    epochs: int = 18
     batch_size: int = 64
     lr: float = 3e-3
     weight_decay: float = 1e-3
@@ -95,6 +90,8 @@ def prepare(cfg: TrainConfig, log=print) -> dict[str, list[D.Row]]:
     splits = load_splits(cfg)
     D.prepare_work_dir(Path(cfg.work_dir), Path(cfg.data_root))
     every = [r for s in D.SPLITS for r in splits[s]]
+    if any(r.family == D.NEURAL_FAMILY for r in every):
+        D.ensure_vocoder(splits["train"], Path(cfg.work_dir), cfg.seed, log)
     failures = D.generate(every, Path(cfg.work_dir), cfg.seed, cfg.jobs, log)
     if failures:
         log(f"{len(failures)} files could not be generated; they are skipped")
@@ -368,18 +365,16 @@ def calibrate(model: nn.Module, val: dict, rows: list[D.Row]) -> dict:
     z, y = z[ok], y[ok]
     a, b = M.fit_platt(z, y)
     p = M.apply_platt(z, a, b)
-    thr_fpr = M.pick_threshold_at_fpr(p[y == 0], MAX_VAL_FPR)
+    thr_fpr = M.pick_threshold_at_fpr(p[y == 0], M.VALIDATION_FPR_BUDGET)
     thr_eer = _eer_threshold(p, y)
     threshold = float(max(thr_fpr, thr_eer))
-    logit_t = math.log(threshold / (1 - threshold)) if 0 < threshold < 1 else 0.0
-    band = [
-        1 / (1 + math.exp(-(logit_t - BAND_LOGIT))),
-        1 / (1 + math.exp(-(logit_t + BAND_LOGIT))),
-    ]
+    band = M.uncertain_band(threshold)
     return {
         "calibration": {"method": "platt", "a": float(a), "b": float(b)},
         "threshold": threshold,
-        "threshold_rule": f"max(FPR <= {MAX_VAL_FPR} on validation reals, validation EER point)",
+        "threshold_rule": (
+            f"max(FPR <= {M.VALIDATION_FPR_BUDGET} on validation reals, validation EER point)"
+        ),
         "uncertain_band": [float(band[0]), float(band[1])],
         "val": {
             "files": int(len(y)),
