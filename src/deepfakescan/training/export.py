@@ -206,8 +206,8 @@ def export_audio(
             f"(hop {F.WINDOW_HOP_SECONDS:g} s); file "
             f"score = mean of the top {A.TOP_FRACTION:.0%} of {A.SMOOTH_WINDOWS}-window-smoothed "
             "window logits, Platt-calibrated. Trained on real speech against vocoded "
-            "(Griffin-Lim, WORLD, LPC, harmonic-plus-noise, NSF) and TTS (espeak-ng, "
-            "festival) speech."
+            "(Griffin-Lim, WORLD, LPC, harmonic-plus-noise, a small NSF vocoder of our own, "
+            "collected NSF) and TTS (espeak-ng, festival) speech."
         ),
         "inputs": [
             {
