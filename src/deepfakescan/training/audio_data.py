@@ -36,7 +36,6 @@ import os
 import zlib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -305,8 +304,10 @@ def _make_one(args: tuple[str, str, str, int]) -> str | None:
             y = S.trim_silence(decode(Path(work) / origin))[
                 : int(MAX_SYNTH_SECONDS * F.SAMPLE_RATE)
             ]
-            vocoder = S.VOCODERS.get(family) or partial(_tinynsf, Path(work) / VOCODER_FILE)
-            fake = vocoder(y, rng)
+            if family == NEURAL_FAMILY:
+                fake = _tinynsf(Path(work) / VOCODER_FILE, y, rng)
+            else:
+                fake = S.VOCODERS[family](y, rng)
         elif family == "espeak":
             _, voice_variant, t = origin.split(":")
             voice, variant = voice_variant.split("+")

@@ -113,8 +113,8 @@ SOURCE_LICENCES = {
 
 
 AUDIO_VERSION = "0.3.0"
-"""The shipped audio model's version (0.2: log spectrogram; 0.3: + the harmonic-plus-noise
-vocoder family and the stricter validation false-positive budget)."""
+"""The shipped audio model's version (0.2: log spectrogram; 0.3: + the hnm and tinynsf fake
+families and the stricter validation false-positive budget)."""
 
 TEST_COMMAND = (
     "deepfakescan eval ../cache/deepfakescan-audio/audio_test.csv --out ../cache/eval-test"

@@ -28,6 +28,7 @@ from torch import nn
 from torch.nn import functional as TF
 
 from ..features import SAMPLE_RATE
+from .synth_audio import match_level, mel_basis
 
 HOP = 160  # 10 ms frames: the mel and F0 frame rate
 N_MELS = 80
@@ -41,13 +42,6 @@ STFT_RESOLUTIONS = ((512, 80, 320), (128, 40, 80), (2048, 320, 640))
 # ----------------------------------------------------------------------------- features
 
 
-@lru_cache(maxsize=1)
-def _mel_basis() -> np.ndarray:
-    import librosa
-
-    return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmax=SAMPLE_RATE / 2)
-
-
 def analyse(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(log-mel (frames, 80), F0 in Hz (frames,), 0 = unvoiced)`` on a 10 ms grid."""
     import librosa
@@ -57,7 +51,7 @@ def analyse(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     f0, t = pyworld.dio(x, SAMPLE_RATE, frame_period=1000 * HOP / SAMPLE_RATE)
     f0 = pyworld.stonemask(x, f0, t, SAMPLE_RATE)
     mag = np.abs(librosa.stft(y.astype(np.float32), n_fft=N_FFT, hop_length=HOP, win_length=640))
-    mel = np.log(_mel_basis() @ mag + 1e-5).T
+    mel = np.log(mel_basis(N_FFT, N_MELS)[0] @ mag + 1e-5).T
     n = min(len(mel), len(f0), len(y) // HOP)
     return mel[:n].astype(np.float32), f0[:n].astype(np.float32)
 
@@ -221,8 +215,6 @@ def load_vocoder(path: str) -> TinyNSF:
 @torch.inference_mode()
 def vocode(model: TinyNSF, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Copy-synthesis of ``y`` through ``model``: same length, matched level."""
-    from .synth_audio import match_level
-
     mel, f0 = analyse(y)
     if len(mel) == 0:
         return y.copy()

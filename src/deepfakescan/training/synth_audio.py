@@ -13,7 +13,8 @@ synthesis. Families:
   (NSF) vocoders without their network: a sine source at the F0 harmonics (random initial phase
   per harmonic) below a maximum voiced frequency, noise above it and in unvoiced frames, shaped
   frame by frame by WORLD's envelope in the STFT domain (magnitude only, so the harmonics keep the
-  source's phase instead of a glottal pulse's: the cue a detector of NSF output needs);
+  source's phase instead of a glottal pulse's; whether that transfers to real NSF output is
+  measured in the audio model card, and on its own it did not);
 - ``espeak``: espeak-ng formant TTS, voices x variants (split by variant, i.e. by "speaker");
 - ``festival``: festival's kal_diphone voice (one voice: split by sentence).
 
@@ -133,7 +134,7 @@ def match_level(y: np.ndarray, ref: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=4)
-def _mel_basis(n_fft: int, n_mels: int) -> tuple[np.ndarray, np.ndarray]:
+def mel_basis(n_fft: int, n_mels: int) -> tuple[np.ndarray, np.ndarray]:
     import librosa
 
     basis = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=n_fft, n_mels=n_mels, fmax=SAMPLE_RATE / 2)
@@ -147,7 +148,7 @@ def griffin_lim(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     n_fft = int(rng.choice([512, 1024]))
     hop = n_fft // 4
     n_mels = int(rng.choice([80, 128]))
-    basis, inv = _mel_basis(n_fft, n_mels)
+    basis, inv = mel_basis(n_fft, n_mels)
     mag = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop))
     mel = basis @ mag**2
     lin = np.sqrt(np.maximum(inv @ mel, 0.0))
@@ -246,14 +247,12 @@ def harmonic_noise(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     import librosa
     import pyworld
 
-    x = y.astype(np.float64)
-    hop_s = 0.005
-    hop = int(SAMPLE_RATE * hop_s)
+    hop = int(SAMPLE_RATE * 0.005)  # WORLD's 5 ms frame period
     if rng.random() < 0.5:
-        f0, t = pyworld.harvest(x, SAMPLE_RATE, frame_period=hop_s * 1000)
+        x = y.astype(np.float64)
+        f0, t = pyworld.harvest(x, SAMPLE_RATE, frame_period=5.0)
     else:
-        f0, t = pyworld.dio(x, SAMPLE_RATE, frame_period=hop_s * 1000)
-        f0 = pyworld.stonemask(x, f0, t, SAMPLE_RATE)
+        x, f0, t = _world_analysis(y)
     sp = pyworld.cheaptrick(x, f0, t, SAMPLE_RATE)
     ap = pyworld.d4c(x, f0, t, SAMPLE_RATE)
     fft_size = pyworld.get_cheaptrick_fft_size(SAMPLE_RATE)
