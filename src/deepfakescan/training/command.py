@@ -33,7 +33,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
     p = sub.add_parser("audio", help="train the audio detector (seeded, resumable)")
     _common(p)
-    p.add_argument("--epochs", type=int, default=18)
+    p.add_argument("--epochs", type=int, help="default: the shipped recipe's (TrainConfig.epochs)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         work_dir=args.work_dir,
         run_name=run_name,
         leave_out=args.leave_out,
-        epochs=args.epochs,
+        epochs=args.epochs or TrainConfig.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
         seed=args.seed,

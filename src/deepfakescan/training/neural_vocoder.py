@@ -35,6 +35,9 @@ N_MELS = 80
 N_FFT = 1024
 HARMONICS = 8
 SEGMENT_FRAMES = 50  # 0.5 s training segments
+STEPS = 2000
+"""Training steps of the shipped recipe; the spectral loss still falls at the end (1.50 at 1000,
+1.36 at 1500, 1.29 at 2000)."""
 STFT_RESOLUTIONS = ((512, 80, 320), (128, 40, 80), (2048, 320, 640))
 """(fft size, hop, window) of the spectral losses, as in the NSF papers."""
 
@@ -142,7 +145,7 @@ def train_vocoder(
     clips: list[np.ndarray],
     out: Path,
     *,
-    steps: int = 2000,
+    steps: int = STEPS,
     batch: int = 8,
     seed: int = 0,
     log=print,

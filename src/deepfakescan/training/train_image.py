@@ -31,6 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from ..evaluation.metrics import roc_auc
+from .allocator import reuse_freed_memory
 from .image_data import (
     FAMILIES,
     SBI_SOURCE,
@@ -345,6 +346,7 @@ def _train(config, train_crops, val_crops, out_dir: Path, options: RunOptions) -
     val_plan = eval_plan(val_crops, config.task)
     last_save = time.monotonic()
     steps_this_call = 0
+    reuse_freed_memory()
     while state["epoch"] < config.epochs:
         epoch = state["epoch"]
         rng = np.random.default_rng([config.seed, epoch, 7])
