@@ -5,14 +5,14 @@ hands it back to the kernel on ``free``. A training step allocates and frees the
 activation and gradient buffers again and again (a batch of 64 spectrogram windows puts 52 MB
 in the first layer's activations alone), so every step faults hundreds of megabytes of zeroed
 pages back in. Measured on the 2-core training machine during an audio epoch: about 200 000
-minor page faults a second and 27 % of the CPU time in the kernel (epochs 128 s where the same
-run had taken 93 s on a quieter machine). Serving those blocks from the heap and never trimming
-it makes the second step reuse the first step's pages. ``benchmarks/bench_training.py``
-measures the effect.
+minor page faults a second and 27 % of the CPU time in the kernel (epochs of 128-175 s;
+resumed with this change, the same run's next epochs took 91-94 s). Serving those blocks from
+the heap and never trimming it lets each step reuse the pages of the step before.
+``benchmarks/bench_training.py`` measures the effect.
 
-Only the training loops call this: the heap then keeps its high-water mark, which a long-lived
-scanning server should not, and the data preparation before the loop (forked worker pools)
-is left with glibc's defaults.
+Only training calls this (audio: before the vocoder and the synthesis workers it forks, which
+inherit the setting; image: before its epoch loop): the heap then keeps its high-water mark,
+which a long-lived scanning server should not.
 """
 
 from __future__ import annotations
