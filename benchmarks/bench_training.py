@@ -51,20 +51,19 @@ model.train()
 params = [p for p in model.parameters() if p.requires_grad]
 opt = torch.optim.AdamW(params, lr=1e-3)
 loss_fn = torch.nn.BCEWithLogitsLoss()
-if net != "vocoder":
+if net == "vocoder":
+    def loss_of():
+        return NV.spectral_loss(model(mel, f0, g), wav)
+else:
     x = torch.randn(shape)
     y = (torch.rand(shape[0]) < 0.5).float()
+    def loss_of():
+        out = model(x)
+        out = out[0] if isinstance(out, tuple) else out  # the image net also returns its CAM
+        return loss_fn(out.reshape(-1), y)
 
 def step():
-    if net == "vocoder":
-        loss = NV.spectral_loss(model(mel, f0, g), wav)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return
-    out = model(x)
-    out = out[0] if isinstance(out, tuple) else out
-    loss = loss_fn(out.reshape(-1), y)
+    loss = loss_of()
     opt.zero_grad()
     loss.backward()
     opt.step()

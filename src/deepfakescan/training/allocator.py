@@ -5,7 +5,7 @@ hands it back to the kernel on ``free``. A training step allocates and frees the
 activation and gradient buffers again and again (a batch of 64 spectrogram windows puts 52 MB
 in the first layer's activations alone), so every step faults hundreds of megabytes of zeroed
 pages back in. Measured on the 2-core training machine during an audio epoch: about 200 000
-minor page faults a second and 27 % of the CPU time in the kernel (epochs of 128-175 s;
+minor page faults a second and 27 % of the CPU time in the kernel (epochs of 128-149 s;
 resumed with this change, the same run's next epochs took 91-94 s). Serving those blocks from
 the heap and never trimming it lets each step reuse the pages of the step before.
 ``benchmarks/bench_training.py`` measures the effect.
