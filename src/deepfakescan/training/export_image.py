@@ -40,9 +40,9 @@ from .image_data import FAMILIES, SBI_SOURCE, FaceCrop
 from .image_nets import IMAGENET_MEAN, IMAGENET_STD, CamNet
 from .train_image import AUC_PAIRS, TrainConfig, build_model, eval_dataset, eval_plan
 
-VERSIONS = {"image": "0.1.1", "image-family": "0.1.0"}
-"""Card versions of the shipped bundles (0.1.1: the detector's threshold re-fitted to
-``VALIDATION_FPR_BUDGET``, same weights)."""
+VERSIONS = {"image": "0.2.0", "image-family": "0.1.0"}
+"""Card versions of the shipped bundles (detector 0.2.0: retrained with every block trainable
+for 60 epochs; 0.1.1 had re-fitted 0.1.0's threshold to ``VALIDATION_FPR_BUDGET``)."""
 OTHER_BELOW = 0.5
 """The classifier says "other" when its top family probability is below this."""
 SOURCE_LICENCES = {

@@ -316,7 +316,7 @@
     return (
       `${first} At ${pct(band[1])} or more we call it fake, below ${pct(band[0])} we call it real, ` +
       `and between ${pct(band[0])} and ${pct(band[1])} we say we are unsure. ` +
-      "The percentage is calibrated on held-out files, so read it as a rough chance: in our tests it was off by about 5 points on average for voices and 10 to 15 for faces."
+      "The percentage is calibrated on held-out files, so read it as a rough chance: in our tests it was off by about 5 points on average for voices and 8 to 13 for faces."
     );
   }
 
