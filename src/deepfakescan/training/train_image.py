@@ -318,7 +318,7 @@ def _train(config, train_crops, val_crops, out_dir: Path, options: RunOptions) -
         saved = load_checkpoint(ckpt)
         if saved["config"] != dataclasses.asdict(config):
             raise ValueError(
-                f"{ckpt} was written with another configuration; use a new --out or --no-resume"
+                f"{ckpt} was written with another configuration; use another --run or --no-resume"
                 f" (saved {saved['config']}, now {dataclasses.asdict(config)})"
             )
         model.load_state_dict(saved["model"])
