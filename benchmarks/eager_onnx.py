@@ -37,6 +37,8 @@ def _max_pool(x: torch.Tensor, kernel: list[int], strides: list[int], auto_pad: 
 class EagerGraph:
     """``EagerGraph(path)(x)`` -> ``{output name: array}``, like ``ModelBundle.run``."""
 
+    _OPS = ("Conv", "PRelu", "MaxPool", "Transpose", "Flatten", "Gemm", "Softmax")
+
     def __init__(self, path: Path) -> None:
         model = onnx.load(str(path))
         self.weights = {
@@ -49,8 +51,6 @@ class EagerGraph:
         unknown = {op for op, *_ in self.nodes} - set(self._OPS)
         if unknown:
             raise ValueError(f"{path.name}: operators without an eager version: {sorted(unknown)}")
-
-    _OPS = ("Conv", "PRelu", "MaxPool", "Transpose", "Flatten", "Gemm", "Softmax")
 
     def _apply(self, op: str, args: list[torch.Tensor], attrs: dict) -> torch.Tensor:
         if op == "Conv":
