@@ -1,12 +1,16 @@
-"""Training step time on the CPU with glibc's default allocator and with freed memory reused.
+"""Training step time on the CPU: glibc's default allocator, freed memory reused, and then
+channels-last tensors as well (what both training loops do now).
 
 Each cell is a fresh child interpreter (2 torch threads) that trains the shipped audio or image
 network on seeded random batches of the real input shape (audio: 64 spectrogram windows;
 vocoder: the tinynsf vocoder on 8 segments of 0.5 s with its spectral loss; image: 32 aligned
-160 px crops, stem and first 3 blocks frozen, as the recipes do) and reports
+160 px crops, stem frozen, as the detector recipe does) and reports
 the median step time, minor page faults per step and the share of CPU time spent in the kernel.
 ``reuse`` calls :func:`deepfakescan.training.allocator.reuse_freed_memory` first, as both
-training loops do; ``default`` does not. Prints a table (never asserts).
+training loops do; ``default`` does not; ``reuse+cl`` also puts the network and its batch in
+channels-last memory (``train_audio.CHANNELS_LAST``, ``train_image.CHANNELS_LAST``; the
+vocoder's 1-D layers have no such layout, so it has no such row). Each row's speed-up is
+against ``default``. Prints a table (never asserts).
 
     python benchmarks/bench_training.py [--steps 20] [--rounds 3]
 
@@ -26,7 +30,7 @@ CHILD = r"""
 import json, resource, sys, time
 import torch
 mode, net, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
-if mode == "reuse":
+if mode in ("reuse", "reuse+cl"):
     from deepfakescan.training.allocator import reuse_freed_memory
     assert reuse_freed_memory()
 torch.set_num_threads(2)
@@ -56,6 +60,9 @@ if net == "vocoder":
         return NV.spectral_loss(model(mel, f0, g), wav)
 else:
     x = torch.randn(shape)
+    if mode == "reuse+cl":
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
     y = (torch.rand(shape[0]) < 0.5).float()
     def loss_of():
         out = model(x)
@@ -89,6 +96,10 @@ print(json.dumps({
 NETS = ("audio", "vocoder", "image")
 
 
+def modes(net: str) -> tuple[str, ...]:
+    return ("default", "reuse") if net == "vocoder" else ("default", "reuse", "reuse+cl")
+
+
 def child(mode: str, net: str, steps: int) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     out = subprocess.run(
@@ -110,18 +121,18 @@ def main() -> None:
     results: dict[tuple[str, str], list[dict]] = {}
     for net in NETS:
         for _ in range(args.rounds):  # alternate so drift in machine load hits both columns
-            for mode in ("default", "reuse"):
+            for mode in modes(net):
                 results.setdefault((net, mode), []).append(child(mode, net, args.steps))
 
     def med(net: str, mode: str, key: str) -> float:
         return statistics.median(r[key] for r in results[(net, mode)])
 
     print(f"{args.rounds} children x {args.steps} steps per cell; medians")
-    print("| net | allocator | step ms | page faults / step | kernel CPU share | speed-up |")
+    print("| net | mode | step ms | page faults / step | kernel CPU share | speed-up |")
     print("|---|---|---:|---:|---:|---:|")
     for net in NETS:
         base = med(net, "default", "step_ms")
-        for mode in ("default", "reuse"):
+        for mode in modes(net):
             ms = med(net, mode, "step_ms")
             print(
                 f"| {net} | {mode} | {ms:.0f} | {med(net, mode, 'faults_per_step'):.0f} | "

@@ -106,9 +106,9 @@ def prepare(cfg: TrainConfig, log=print) -> dict[str, list[D.Row]]:
 CHANNELS_LAST = torch.channels_last
 """Memory format of the network and its batches while training. oneDNN runs this net's
 convolutions, batch norms and stem pooling on channels-last tensors 1.8x faster on the CPU
-(forward + backward of 64 spectrogram windows: 134 ms against 240 ms, 2 threads), and an epoch
-is mostly those steps. Only the layout changes: the weights, the exported graph and ``scan()``
-are the same."""
+(a step of 64 spectrogram windows, 2 threads: 128 ms against 233 ms in
+``benchmarks/bench_training.py``), and an epoch is mostly those steps. Only the layout changes:
+the weights, the exported graph and ``scan()`` are the same."""
 
 
 def _spec_augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:

@@ -137,6 +137,13 @@ def num_outputs(task: str) -> int:
     return 1 if task == "detector" else len(FAMILIES)
 
 
+CHANNELS_LAST = torch.channels_last
+"""Memory format of the network and its batches in training and validation. On the 2-core CPU,
+oneDNN runs a Lite0 training step (32 crops of 160 px, stem frozen) in 648 ms on channels-last
+tensors against 1049 ms on the default layout (``benchmarks/bench_training.py``); the weights
+and the export do not change."""
+
+
 def pick_device(name: str) -> torch.device:
     """``auto``: CUDA when present, else CPU."""
     if name == "auto":
@@ -224,7 +231,7 @@ def predict(
     model.eval()
     logits, targets = [], []
     for x, y, _ in DataLoader(ds, batch_size=batch_size, num_workers=workers):
-        out, _cam = model(x.to(device))
+        out, _cam = model(x.to(device, memory_format=CHANNELS_LAST))
         logits.append(out.float().cpu().numpy())
         targets.append(y.numpy())
     sources = [sample_source(crops[s.crop], s.blend) for s in plan]
@@ -307,7 +314,7 @@ def _train(config, train_crops, val_crops, out_dir: Path, options: RunOptions) -
         torch.set_num_threads(options.threads)
     torch.manual_seed(config.seed)
     device = pick_device(options.device)
-    model = build_model(config).to(device)
+    model = build_model(config).to(device, memory_format=CHANNELS_LAST)
     optimizer = _optimizer(model, config)
     steps_per_epoch = math.ceil(config.epoch_size / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
@@ -380,7 +387,7 @@ def _train(config, train_crops, val_crops, out_dir: Path, options: RunOptions) -
                 group["lr"] = learning_rate(
                     state["step"], total_steps, group["peak"], config.warmup_steps
                 )
-            logits, _cam = model(x.to(device))
+            logits, _cam = model(x.to(device, memory_format=CHANNELS_LAST))
             loss = _loss(config.task, logits, y.to(device), config.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
