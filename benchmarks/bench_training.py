@@ -120,7 +120,7 @@ def main() -> None:
 
     results: dict[tuple[str, str], list[dict]] = {}
     for net in NETS:
-        for _ in range(args.rounds):  # alternate so drift in machine load hits both columns
+        for _ in range(args.rounds):  # alternate so drift in machine load hits every mode
             for mode in modes(net):
                 results.setdefault((net, mode), []).append(child(mode, net, args.steps))
 
