@@ -78,6 +78,16 @@ def test_tinynsf_vocoder_learns_to_copy_speech_and_keeps_its_length_and_level(tm
 
     torch.manual_seed(0)
     before = distance(NV.TinyNSF().eval())
-    path = NV.train_vocoder(clips, tmp_path / "v.pt", steps=120, batch=4, seed=0, log=lambda m: None)
+    path = NV.train_vocoder(
+        clips, tmp_path / "v.pt", steps=120, batch=4, seed=0, log=lambda m: None
+    )
     after = distance(NV.load_vocoder(str(path)))
     assert after < 0.8 * before
+
+
+def test_training_refuses_to_start_without_a_tts_program_and_names_the_package(monkeypatch):
+    """A missing text2wave once made a run skip every festival file with only a log line."""
+    monkeypatch.setattr(S, "which", lambda prog: None if prog == "text2wave" else "/usr/bin/x")
+    with pytest.raises(S.MissingProgram, match=r"text2wave \(apt-get install festival\)"):
+        S.require_programs({"festival", "espeak", "griffinlim"})
+    S.require_programs({"espeak", "griffinlim"})  # what is installed is enough for these

@@ -100,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         print("error: training needs PyTorch: pip install 'deepfakescan[train]'", file=sys.stderr)
         return 2
     from .export import export_audio
+    from .synth_audio import MissingProgram
     from .train_audio import TrainConfig, prepare, train
 
     run_name = args.run or (f"loo-{args.leave_out}" if getattr(args, "leave_out", None) else "main")
@@ -129,10 +130,14 @@ def run(args: argparse.Namespace) -> int:
         n_aug_real=args.n_aug_real,
         n_aug_fake=args.n_aug_fake,
     )
-    if args.prepare_only:
-        prepare(cfg)
-        return 0
-    run_dir = train(cfg, resume=args.resume)
+    try:
+        if args.prepare_only:
+            prepare(cfg)
+            return 0
+        run_dir = train(cfg, resume=args.resume)
+    except MissingProgram as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if args.export and not args.leave_out:
         for path in export_audio(run_dir, args.models_dir):
             print(path)

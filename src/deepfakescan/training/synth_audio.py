@@ -26,8 +26,10 @@ from __future__ import annotations
 import io
 import subprocess
 import tempfile
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
+from shutil import which
 
 import numpy as np
 import soundfile as sf
@@ -37,6 +39,31 @@ from ..features import SAMPLE_RATE
 
 VOCODER_FAMILIES = ("griffinlim", "world", "lpc", "hnm")
 TTS_FAMILIES = ("espeak", "festival")
+TTS_PROGRAMS = {"espeak": ("espeak-ng", "espeak-ng"), "festival": ("text2wave", "festival")}
+"""family -> (program it runs, Debian package that provides it)."""
+
+
+class MissingProgram(RuntimeError):
+    """A TTS family's program is not installed."""
+
+
+def require_programs(families: Iterable[str]) -> None:
+    """Refuse to start when a TTS family's program is missing.
+
+    Without it every file of the family fails to generate, and a run that went on would train
+    (and calibrate, and be evaluated) without that family: a different model under the same
+    recipe, with nothing but a log line to say so. This happened once (no ``festival`` on a
+    fresh machine: 96 files skipped).
+    """
+    missing = sorted(
+        {TTS_PROGRAMS[f] for f in families if f in TTS_PROGRAMS and not which(TTS_PROGRAMS[f][0])}
+    )
+    if missing:
+        raise MissingProgram(
+            "missing text-to-speech programs: "
+            + ", ".join(f"{prog} (apt-get install {pkg})" for prog, pkg in missing)
+        )
+
 
 ESPEAK_VOICES = (
     "en-us",

@@ -94,6 +94,7 @@ def prepare(cfg: TrainConfig, log=print) -> dict[str, list[D.Row]]:
     splits = load_splits(cfg)
     D.prepare_work_dir(Path(cfg.work_dir), Path(cfg.data_root))
     every = [r for s in D.SPLITS for r in splits[s]]
+    D.S.require_programs({r.family for r in every})
     if any(r.family == D.NEURAL_FAMILY for r in every):
         D.ensure_vocoder(splits["train"], Path(cfg.work_dir), cfg.seed, log)
     failures = D.generate(every, Path(cfg.work_dir), cfg.seed, cfg.jobs, log)
