@@ -19,5 +19,7 @@ fi
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[dev,train]'
-.venv/bin/ruff check . && .venv/bin/ruff format --check .
+# one command per line: under `set -e` a failure inside an `a && b` list does not stop the script
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
 .venv/bin/pytest -q "$@"
