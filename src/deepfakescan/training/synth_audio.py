@@ -38,9 +38,9 @@ import soxr
 from ..features import SAMPLE_RATE
 
 VOCODER_FAMILIES = ("griffinlim", "world", "lpc", "hnm")
-TTS_FAMILIES = ("espeak", "festival")
 TTS_PROGRAMS = {"espeak": ("espeak-ng", "espeak-ng"), "festival": ("text2wave", "festival")}
 """family -> (program it runs, Debian package that provides it)."""
+TTS_FAMILIES = tuple(TTS_PROGRAMS)
 
 
 class MissingProgram(RuntimeError):
