@@ -2,37 +2,40 @@
 
 Prints a table of medians (never asserts): a 10 s clip, a 10-minute MP3 (with the peak RSS of
 a fresh process scanning it), and the same network in PyTorch eager (``torch.inference_mode``,
-2 threads, same features, same windows) against ONNX Runtime in this same run.
+2 threads, same features, same windows) against ONNX Runtime in this same run, the two taking
+turns so that machine load hits both alike.
 
-    python benchmarks/bench_audio.py [--repeats 7] [--torch-weights RUN/final.pt]
+    python benchmarks/bench_audio.py [--repeats 7]
 
 Input speech: LibriSpeech recordings from ../shared/data when present (concatenated for the
-long file), otherwise a synthetic harmonic signal. The PyTorch column needs the training
-run's weights (``--torch-weights``, default ../cache/deepfakescan-audio/runs/main/final.pt).
+long file), otherwise a synthetic harmonic signal. The PyTorch network is the shipped
+``audio.onnx`` rebuilt by ``eager_onnx.py`` (same layers, same weights, PyTorch's kernels) and
+checked against ONNX Runtime on the clip's own feature windows before it is timed; without
+torch its rows say so.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from memory import PEAK_RSS_MB
+from common import PEAK_RSS_MB, Eager, eager_rebuild, interleaved, load_average, median, print_table
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / ".." / "shared" / "data" / "speech" / "librispeech-real"
-DEFAULT_WEIGHTS = REPO / ".." / "cache" / "deepfakescan-audio" / "runs" / "main" / "final.pt"
 SR = 16000
+THREADS = 2
+BARS = {"10 s WAV": "bar <= 100 ms", "10 min MP3 64 kb/s": "bar <= 4000 ms"}
+"""The audio card's speed bars for ``scan()`` on ONNX Runtime, by clip."""
+BAR_RSS = "bar <= 400 MB"
 
 
 def speech(seconds: float) -> np.ndarray:
@@ -76,16 +79,6 @@ def mp3_bytes(y: np.ndarray, bitrate: int = 64000) -> bytes:
     return buf.getvalue()
 
 
-def median_ms(fn, repeats: int) -> float:
-    fn()  # warm-up: sessions load, caches fill
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
-
-
 def peak_rss_mb(path: Path) -> float:
     """Scan ``path`` in a fresh interpreter and return its peak resident memory."""
     code = f"import sys, deepfakescan; deepfakescan.scan(sys.argv[1]); print({PEAK_RSS_MB})"
@@ -95,95 +88,113 @@ def peak_rss_mb(path: Path) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def torch_backend(weights: Path):
-    """A stand-in for the ONNX bundle running the same network in PyTorch eager."""
-    import torch
-
-    from deepfakescan.training.nets import AudioResNet
-
-    torch.set_num_threads(2)
-    cal = json.loads((weights.parent / "calibration.json").read_text())
-
-    kind = cal["config"].get("features", "mfcc")
-    net = AudioResNet(tuple(cal["config"]["channels"]), kind=kind).eval()
-    net.load_state_dict(torch.load(weights))
-
-    def score(model, batch: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return net(torch.from_numpy(batch)).numpy().astype(np.float64)
-
-    return score
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--torch-weights", type=Path, default=DEFAULT_WEIGHTS)
-    args = ap.parse_args()
-    os.environ.setdefault("OMP_NUM_THREADS", "2")
-
-    import deepfakescan
-    from deepfakescan.detectors import audio as A
-
-    clip10 = wav_bytes(speech(10.0))
-    long_mp3 = mp3_bytes(speech(600.0))
-    rows = []
-    ort10 = median_ms(lambda: deepfakescan.scan(clip10), args.repeats)
-    ort600 = median_ms(lambda: deepfakescan.scan(long_mp3), max(3, args.repeats // 2))
-    rows.append(("10 s WAV, scan()", ort10, "<= 100 ms"))
-    rows.append(("10 min MP3 64 kb/s, scan()", ort600, "<= 4000 ms"))
-
-    # network only, same windows: features once, then each backend
+def feature_batches(long_mp3: bytes) -> list[np.ndarray]:
+    """The long clip's voiced windows as the scan batches them (features computed once)."""
     from deepfakescan import features as F
     from deepfakescan.config import Settings
-    from deepfakescan.detectors.bundle import load_model
+    from deepfakescan.detectors import audio as A
     from deepfakescan.media.audio import load_audio
     from deepfakescan.media.source import MediaSource
 
     settings = Settings.from_env()
-    model = load_model("audio", settings)
     y = load_audio(MediaSource.from_any(long_mp3, settings), settings).samples
     feats = F.batch_features(w.samples for w in F.clip_windows(y) if w.voiced)
-    batches = [feats[i : i + A.BATCH] for i in range(0, len(feats), A.BATCH)]
-    ort_net = median_ms(lambda: [A._score_batch(model, b) for b in batches], 3)
-    rows.append((f"network only, {len(feats)} windows, ONNX Runtime", ort_net, ""))
+    return [feats[i : i + A.BATCH] for i in range(0, len(feats), A.BATCH)]
 
-    if args.torch_weights.is_file():
-        score = torch_backend(args.torch_weights)
-        eager_net = median_ms(lambda: [score(None, b) for b in batches], 3)
+
+def eager_scorer(eager: Eager):
+    """A stand-in for ``detectors.audio._score_batch`` running the eager rebuild."""
+
+    def score(model, batch: np.ndarray) -> np.ndarray:
+        out = eager.run(batch)
+        return np.asarray(out[model.output_names[0]], np.float64).reshape(-1)
+
+    return score
+
+
+def time_networks(model, batches: list[np.ndarray], eager: Eager, repeats: int) -> list[list]:
+    """Rows for the network alone on every window of the long clip, ORT and eager."""
+    from deepfakescan.detectors import audio as A
+
+    windows = sum(len(b) for b in batches)
+    fns = {"ort": lambda: [A._score_batch(model, b) for b in batches]}
+    if eager.run is not None:
+        score = eager_scorer(eager)
+        fns["torch"] = lambda: [score(model, b) for b in batches]
+    times = interleaved(fns, repeats)
+    ort = median(times["ort"])
+    rows = [[f"network only, {windows} windows, ONNX Runtime", f"{ort:.1f}", ""]]
+    if "torch" in times:
+        ms = median(times["torch"])
         rows.append(
-            (
-                f"network only, {len(feats)} windows, PyTorch eager",
-                eager_net,
-                f"ratio {eager_net / ort_net:.2f}x",
-            )
-        )
-        original = A._score_batch
-        A._score_batch = score
-        try:
-            eager10 = median_ms(lambda: deepfakescan.scan(clip10), args.repeats)
-            eager600 = median_ms(lambda: deepfakescan.scan(long_mp3), max(3, args.repeats // 2))
-        finally:
-            A._score_batch = original
-        rows.append(
-            ("10 s WAV, scan() with PyTorch eager", eager10, f"ratio {eager10 / ort10:.2f}x")
-        )
-        rows.append(
-            ("10 min MP3, scan() with PyTorch eager", eager600, f"ratio {eager600 / ort600:.2f}x")
+            [
+                f"network only, {windows} windows, PyTorch eager",
+                f"{ms:.1f}",
+                f"ratio {ms / ort:.2f}x (bar >= 2x); {eager.note}",
+            ]
         )
     else:
-        rows.append(("PyTorch eager", float("nan"), f"skipped: no {args.torch_weights}"))
+        rows.append(["network only, PyTorch eager", "-", f"skipped: {eager.note}"])
+    return rows
 
+
+def time_scans(clips: dict[str, tuple[bytes, int]], eager: Eager) -> list[list]:
+    """Rows for ``scan()`` of each clip (label -> (bytes, repeats)), ORT and eager, in turns."""
+    import deepfakescan
+    from deepfakescan.detectors import audio as A
+
+    original = A._score_batch
+    backends = {"ort": original}
+    if eager.run is not None:
+        backends["torch"] = eager_scorer(eager)
+
+    def scan(data: bytes, backend: str) -> None:
+        A._score_batch = backends[backend]
+        try:
+            deepfakescan.scan(data)
+        finally:
+            A._score_batch = original
+
+    rows = []
+    for label, (data, repeats) in clips.items():
+        fns = {b: lambda b=b, d=data: scan(d, b) for b in backends}
+        times = interleaved(fns, repeats)
+        ort = median(times["ort"])
+        rows.append([f"{label}, scan()", f"{ort:.1f}", BARS.get(label, "")])
+        if "torch" in times:
+            ms = median(times["torch"])
+            rows.append(
+                [f"{label}, scan() with PyTorch eager", f"{ms:.1f}", f"ratio {ms / ort:.2f}x"]
+            )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeats", type=int, default=7, help="warm runs per median (short clip)")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
+
+    from deepfakescan.config import Settings
+    from deepfakescan.detectors.bundle import load_model
+
+    clip10 = wav_bytes(speech(10.0))
+    long_mp3 = mp3_bytes(speech(600.0))
+    model = load_model("audio", Settings.from_env())
+    batches = feature_batches(long_mp3)
+    eager = eager_rebuild(model.path, model.run, batches[0], THREADS)
+    long_repeats = max(3, args.repeats // 2)
+    clips = {"10 s WAV": (clip10, args.repeats), "10 min MP3 64 kb/s": (long_mp3, long_repeats)}
+    rows = time_scans(clips, eager)
+    rows += time_networks(model, batches, eager, 3)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "long.mp3"
         path.write_bytes(long_mp3)
         rss = peak_rss_mb(path)
+    rows.append(["10 min MP3, peak RSS of a fresh process (MB)", f"{rss:.1f}", BAR_RSS])
 
-    print(f"audio benchmark, {os.cpu_count()} CPUs visible, medians")
-    print(f"{'case':<48} {'ms':>10}  note")
-    for name, ms, note in rows:
-        print(f"{name:<48} {ms:>10.1f}  {note}")
-    print(f"{'10 min MP3, peak RSS of a fresh process (MB)':<48} {rss:>10.1f}  <= 400 MB")
+    print(f"audio benchmark, {load_average()}, medians")
+    print_table(["case", "ms", "note"], rows)
 
 
 if __name__ == "__main__":

@@ -18,12 +18,11 @@ The data under ``--data`` is read in place and never copied. No timing is assert
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+from common import interleaved, load_average, median, print_table
 from PIL import Image
 
 from deepfakescan.config import Settings
@@ -91,17 +90,12 @@ def count_faces(paths: list[Path], settings: Settings) -> list[int]:
 
 
 def time_detection(settings: Settings, runs: int) -> float:
-    """Median seconds for one 1024x1024 photo with a face, after one warm-up run."""
+    """Median milliseconds for one 1024x1024 photo with a face, after one warm-up run."""
     import skimage.data
 
     photo = np.asarray(Image.fromarray(skimage.data.astronaut()).resize((1024, 1024)))
-    detect_photo_faces(photo, settings)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        detect_photo_faces(photo, settings)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    times = interleaved({"detect": lambda: detect_photo_faces(photo, settings)}, runs)
+    return median(times["detect"])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -152,14 +146,13 @@ def main(argv: list[str] | None = None) -> None:
         ("face-free + mirrored/rotated: >= 1", len(free), len(false), ", ".join(false) or "-")
     )
 
-    seconds = time_detection(settings, args.runs)
+    ms = time_detection(settings, args.runs)
 
-    print(f"{'set':40} {'n':>5} {'count':>6} {'share':>7}  notes")
-    for label, n, count, notes in rows:
-        print(f"{label:40} {n:5d} {count:6d} {100 * count / n:6.1f}%  {notes}")
+    cells = [[label, n, count, f"{100 * count / n:.1f}%", notes] for label, n, count, notes in rows]
+    print_table(["set", "n", "count", "share", "notes"], cells)
     print(
-        f"detection time, 1024x1024 photo: median {seconds * 1000:.0f} ms over {args.runs} runs, "
-        f"{args.threads} threads"
+        f"detection time, 1024x1024 photo: median {ms:.0f} ms over {args.runs} runs, "
+        f"{args.threads} threads; {load_average()}"
     )
 
 

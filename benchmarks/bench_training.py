@@ -8,7 +8,8 @@ vocoder: the tinynsf vocoder on 8 segments of 0.5 s with its spectral loss; imag
 the median step time, minor page faults per step and the share of CPU time spent in the kernel.
 ``reuse`` calls :func:`deepfakescan.training.allocator.reuse_freed_memory` first, as both
 training loops do; ``default`` does not; ``reuse+cl`` also puts the network and its batch in
-channels-last memory (``train_audio.CHANNELS_LAST``, ``train_image.CHANNELS_LAST``; the
+channels-last memory (``training/audio/train.py`` and ``training/image/train.py``'s
+``CHANNELS_LAST``; the
 vocoder's 1-D layers have no such layout, so it has no such row). Each row's speed-up is
 against ``default``. Prints a table (never asserts).
 
@@ -37,18 +38,19 @@ torch.set_num_threads(2)
 torch.manual_seed(0)
 if net == "audio":
     from deepfakescan import features as F
-    from deepfakescan.training.nets import AudioResNet
+    from deepfakescan.training.audio.nets import AudioResNet
     model = AudioResNet()
     shape = (64, *F.feature_shape(F.FEATURE_KIND))
 elif net == "vocoder":
-    from deepfakescan.training import neural_vocoder as NV
+    from deepfakescan.training.vocoders import nets as NV
+    from deepfakescan.training.vocoders.train import SEGMENT_FRAMES
     model = NV.TinyNSF()
-    frames = NV.SEGMENT_FRAMES
+    frames = SEGMENT_FRAMES
     mel, f0 = torch.randn(8, frames, NV.N_MELS), torch.full((8, frames), 120.0)
     wav = 0.1 * torch.randn(8, frames * NV.HOP)
     g = torch.Generator().manual_seed(0)
 else:
-    from deepfakescan.training.train_image import build_model, default_config
+    from deepfakescan.training.image.train import build_model, default_config
     model = build_model(default_config("detector", pretrained=False))
     shape = (32, 3, 160, 160)
 model.train()

@@ -7,8 +7,9 @@ to report), the error count, and the server's RSS after 100 scans and at the end
 growth). Never asserts timings: the numbers go in a table.
 
     python benchmarks/bench_web.py --clients 8 --scans 1000
-    python benchmarks/bench_web.py --test-model   # no trained image model yet: the brightness
-                                                  # stand-in from tests/conftest.py (needs onnx)
+    python benchmarks/bench_web.py --test-model   # the brightness stand-in from tests/conftest.py
+                                                  # (needs onnx): the server's own cost
+    python benchmarks/bench_web.py --clients 1 4 --scans 120 --warmup 3   # a quick look
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from common import load_average, print_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,7 +85,8 @@ def wait_until_up(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> N
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}")
+            why = proc.stderr.read().decode(errors="replace")[-2000:] if proc.stderr else ""
+            raise SystemExit(f"server exited with {proc.returncode}:\n{why}")
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             conn.request("GET", "/api/v1/health")
@@ -120,8 +124,75 @@ def pipeline_ms(data: bytes, model_dir: str | None, runs: int = 20) -> tuple[flo
     return statistics.median(walls), statistics.median(cpus)
 
 
-def run(args: argparse.Namespace) -> dict:
-    tmp = Path(tempfile.mkdtemp(prefix="bench-web-"))
+class Load:
+    """Client threads posting one upload in a loop until ``scans`` scans are done.
+
+    Each client keeps one keep-alive connection (a new one after a network error); the server's
+    RSS is read after 100 scans and after the last, so a leak shows as growth.
+    """
+
+    def __init__(self, port: int, body: bytes, headers: dict, scans: int, server_pid: int):
+        self.port, self.body, self.headers = port, body, headers
+        self.scans, self.server_pid = scans, server_pid
+        self.latencies: list[float] = []
+        self.errors: list[str] = []
+        self.rss: dict[int, float] = {}
+        self.started = self.done = 0
+        self.lock = threading.Lock()
+
+    def connect(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+
+    def post(self, conn: http.client.HTTPConnection) -> tuple[int, bytes]:
+        conn.request("POST", "/api/v1/scans?wait=60", body=self.body, headers=self.headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+
+    def _finish(self, elapsed: float, status: int, payload: bytes) -> None:
+        with self.lock:
+            if status != 200:
+                self.errors.append(f"{status} {payload[:200]!r}")
+            elif (job := json.loads(payload)["status"]) != "done":
+                self.errors.append(f"status {job}")
+            self.latencies.append(elapsed)
+            self.done += 1
+            if self.done in (100, self.scans):
+                self.rss[self.done] = rss_mb(self.server_pid)
+
+    def _claim(self) -> bool:
+        with self.lock:
+            if self.started >= self.scans:
+                return False
+            self.started += 1
+            return True
+
+    def client(self) -> None:
+        conn = self.connect()
+        while self._claim():
+            t0 = time.perf_counter()
+            try:
+                status, payload = self.post(conn)
+            except (OSError, http.client.HTTPException) as e:
+                with self.lock:
+                    self.errors.append(repr(e))
+                    self.done += 1
+                conn = self.connect()
+                continue
+            self._finish(time.perf_counter() - t0, status, payload)
+
+    def drive(self, clients: int) -> float:
+        """Run ``clients`` client threads to the end; returns the wall time in seconds."""
+        threads = [threading.Thread(target=self.client) for _ in range(clients)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return time.perf_counter() - t0
+
+
+def start_server(args: argparse.Namespace, tmp: Path) -> tuple[subprocess.Popen, int, dict]:
+    """``deepfakescan serve`` on a free loopback port with a fresh data directory."""
     env = dict(os.environ, DEEPFAKESCAN_DATA_DIR=str(tmp / "data"))
     if args.test_model:
         install_test_model(tmp / "models")
@@ -133,80 +204,44 @@ def run(args: argparse.Namespace) -> dict:
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return server, port, env
+
+
+def summary(load: Load, wall: float, rss_start: float, args: argparse.Namespace) -> dict:
+    latencies = sorted(load.latencies)
+    return {
+        "clients": args.clients,
+        "scans": len(latencies),
+        "wall_s": wall,
+        "scans_per_s": len(latencies) / wall,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p95_ms": latencies[int(0.95 * (len(latencies) - 1))] * 1000,
+        "errors": len(load.errors),
+        "first_error": load.errors[0] if load.errors else "",
+        "rss_start_mb": rss_start,
+        "rss_100_mb": load.rss.get(100, float("nan")),
+        "rss_end_mb": load.rss.get(args.scans, float("nan")),
+        "model": "brightness test bundle" if args.test_model else "installed image model",
+    }
+
+
+def run(args: argparse.Namespace) -> dict:
+    """One load test: a fresh server, ``args.clients`` clients, ``args.scans`` scans."""
+    server, port, env = start_server(args, Path(tempfile.mkdtemp(prefix="bench-web-")))
     try:
         wait_until_up(port, server)
         image = face_jpeg()
         alone_wall, alone_cpu = pipeline_ms(image, env.get("DEEPFAKESCAN_MODEL_DIR"))
         body, content_type = multipart(image, "face.jpg")
         headers = {"Content-Type": content_type, "Content-Length": str(len(body))}
-        latencies: list[float] = []
-        errors: list[str] = []
-        rss: dict[int, float] = {}
-        lock = threading.Lock()
-        counter = {"started": 0, "done": 0}
-
-        def one(conn: http.client.HTTPConnection) -> None:
-            t0 = time.perf_counter()
-            conn.request("POST", "/api/v1/scans?wait=60", body=body, headers=headers)
-            response = conn.getresponse()
-            payload = response.read()
-            elapsed = time.perf_counter() - t0
-            with lock:
-                if response.status != 200:
-                    errors.append(f"{response.status} {payload[:200]!r}")
-                else:
-                    status = json.loads(payload)["status"]
-                    if status != "done":
-                        errors.append(f"status {status}")
-                latencies.append(elapsed)
-                counter["done"] += 1
-                if counter["done"] in (100, args.scans):
-                    rss[counter["done"]] = rss_mb(server.pid)
-
-        def client() -> None:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-            while True:
-                with lock:
-                    if counter["started"] >= args.scans:
-                        return
-                    counter["started"] += 1
-                try:
-                    one(conn)
-                except (OSError, http.client.HTTPException) as e:
-                    with lock:
-                        errors.append(repr(e))
-                        counter["done"] += 1
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-
-        warm = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        load = Load(port, body, headers, args.scans, server.pid)
+        warm = load.connect()
         for _ in range(args.warmup):
-            warm.request("POST", "/api/v1/scans?wait=60", body=body, headers=headers)
-            warm.getresponse().read()
+            load.post(warm)
         rss_start = rss_mb(server.pid)
-        threads = [threading.Thread(target=client) for _ in range(args.clients)]
-        t0 = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - t0
-        latencies.sort()
-        return {
-            "clients": args.clients,
-            "scans": len(latencies),
-            "wall_s": wall,
-            "scans_per_s": len(latencies) / wall,
-            "p50_ms": statistics.median(latencies) * 1000,
-            "p95_ms": latencies[int(0.95 * (len(latencies) - 1))] * 1000,
-            "errors": len(errors),
-            "first_error": errors[0] if errors else "",
-            "rss_start_mb": rss_start,
-            "rss_100_mb": rss.get(100, float("nan")),
-            "rss_end_mb": rss.get(args.scans, float("nan")),
-            "model": "brightness test bundle" if args.test_model else "installed image model",
-            "pipeline_wall_ms": alone_wall,
-            "pipeline_cpu_ms": alone_cpu,
-        }
+        wall = load.drive(args.clients)
+        row = summary(load, wall, rss_start, args)
+        return {**row, "pipeline_wall_ms": alone_wall, "pipeline_cpu_ms": alone_cpu}
     finally:
         server.terminate()
         try:
@@ -215,7 +250,30 @@ def run(args: argparse.Namespace) -> dict:
             server.kill()
 
 
-def main() -> None:
+def print_rows(rows: list[dict]) -> None:
+    print(f"model: {rows[0]['model']}; {load_average()}; 640x480 JPEG, one face")
+    header = ["clients", "scans", "scans/s", "p50 ms", "p95 ms", "errors"]
+    header += ["RSS start MB", "RSS@100 MB", "RSS@end MB", "end-100 MB"]
+    cells = [
+        [r["clients"], r["scans"], f"{r['scans_per_s']:.1f}", f"{r['p50_ms']:.0f}"]
+        + [f"{r['p95_ms']:.0f}", r["errors"], f"{r['rss_start_mb']:.0f}"]
+        + [f"{r['rss_100_mb']:.0f}", f"{r['rss_end_mb']:.0f}"]
+        + [f"{r['rss_end_mb'] - r['rss_100_mb']:+.1f}"]
+        for r in rows
+    ]
+    print_table(header, cells, ">" * len(header))
+    for r in rows:
+        print(
+            f"clients {r['clients']}: pipeline.scan alone (one thread, no HTTP):"
+            f" {r['pipeline_wall_ms']:.0f} ms wall, {r['pipeline_cpu_ms']:.0f} ms CPU per scan"
+            f" -> at most {(os.cpu_count() or 1) * 1000 / r['pipeline_cpu_ms']:.1f} scans/s"
+            " on this machine"
+        )
+        if r["first_error"]:
+            print(f"first error: {r['first_error']}")
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, nargs="+", default=[8])
     parser.add_argument("--scans", type=int, default=1000)
@@ -223,30 +281,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, help="server scan workers (default: its own)")
     parser.add_argument("--threads", type=int, help="server HTTP threads (default: its own)")
     parser.add_argument("--test-model", action="store_true", help="use the brightness bundle")
-    args = parser.parse_args()
-    rows = []
-    for clients in args.clients:
-        rows.append(run(argparse.Namespace(**{**vars(args), "clients": clients})))
-    print(f"model: {rows[0]['model']}; {os.cpu_count()} CPUs; 640x480 JPEG, one face")
-    print(
-        "| clients | scans | scans/s | p50 ms | p95 ms | errors | RSS start MB |"
-        " RSS@100 MB | RSS@end MB | end-100 MB |"
-    )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        print(
-            f"| {r['clients']} | {r['scans']} | {r['scans_per_s']:.1f} | {r['p50_ms']:.0f} |"
-            f" {r['p95_ms']:.0f} | {r['errors']} | {r['rss_start_mb']:.0f} |"
-            f" {r['rss_100_mb']:.0f} | {r['rss_end_mb']:.0f} |"
-            f" {r['rss_end_mb'] - r['rss_100_mb']:+.1f} |"
-        )
-        print(
-            f"pipeline.scan alone (one thread, no HTTP): {r['pipeline_wall_ms']:.0f} ms wall,"
-            f" {r['pipeline_cpu_ms']:.0f} ms CPU per scan -> at most"
-            f" {(os.cpu_count() or 1) * 1000 / r['pipeline_cpu_ms']:.1f} scans/s on this machine"
-        )
-        if r["first_error"]:
-            print(f"first error: {r['first_error']}")
+    args = parser.parse_args(argv)
+    rows = [run(argparse.Namespace(**{**vars(args), "clients": n})) for n in args.clients]
+    print_rows(rows)
 
 
 if __name__ == "__main__":

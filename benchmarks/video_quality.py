@@ -1,10 +1,10 @@
 """Video detector quality: evaluation clips and self-blended fakes of them, scored end to end.
 
-    python benchmarks/video_quality.py --data ../shared/data [--out /work/cache/video-eval]
+    python benchmarks/video_quality.py --data ../shared/data [--out ../cache/video-eval]
 
 1. Every evaluation clip of ``video/real`` (``video.mp4`` and ``WDA_*.mp4``, never used in
    training) is decoded frame by frame. Its **real** version is re-encoded as is; its **fake**
-   version has every detected face self-blended (``training/synth_image.self_blend``: the face
+   version has every detected face self-blended (``training/image/synth.self_blend``: the face
    pasted onto a colour-shifted, slightly warped copy of itself, inside a soft landmark mask),
    with the same random draws in every frame, so the manipulation is consistent over time as a
    face swap's is. Both versions go through the same chain (H.264 libx264 preset medium, CRF
@@ -32,6 +32,8 @@ from pathlib import Path
 
 import av
 
+from deepfakescan.training.paths import cache_dir
+
 CRF = "23"
 PRESET = "medium"
 
@@ -45,7 +47,7 @@ def rebuild(source: Path, dest: Path, *, fake: bool, seed: int) -> int:
     """Re-encode ``source`` to ``dest`` (self-blending faces when ``fake``); returns faces done."""
     from deepfakescan.config import Settings
     from deepfakescan.faces import detect_faces
-    from deepfakescan.training.synth_image import self_blend_faces
+    from deepfakescan.training.image.synth import self_blend_faces
 
     settings = Settings.from_env()
     blended = 0
@@ -117,7 +119,7 @@ def build(data: Path, out: Path, rebuild_all: bool) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--out", type=Path, default=Path("/work/cache/video-eval"))
+    parser.add_argument("--out", type=Path, default=cache_dir() / "video-eval")
     parser.add_argument("--rebuild", action="store_true", help="make the clips again")
     parser.add_argument("--bootstrap", type=int, default=1000)
     args = parser.parse_args(argv)

@@ -227,6 +227,32 @@ def moving_frame(width: int, height: int, i: int, fps: float) -> np.ndarray:
     return rgb
 
 
+def _add_video_stream(out, codec: str, fps: int, size, gop: int | None, rotation: int | None):
+    vs = out.add_stream(codec, rate=fps)
+    vs.width, vs.height, vs.pix_fmt = size[0], size[1], "yuv420p"
+    if gop is not None:
+        vs.codec_context.gop_size = gop
+    if codec == "libx264":
+        vs.codec_context.options = {"preset": "ultrafast", "tune": "zerolatency"}
+        if gop is not None:
+            vs.codec_context.options |= {"keyint": str(gop), "min-keyint": str(gop)}
+    if rotation:
+        vs.set_display_rotation(rotation)
+    return vs
+
+
+def _write_frames(out, vs, frames, fps: int) -> None:
+    """Encode RGB arrays at ``fps`` (one pts per frame) and flush the encoder."""
+    for i, rgb in enumerate(frames):
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        frame.pts = i
+        frame.time_base = Fraction(1, fps)
+        for packet in vs.encode(frame):
+            out.mux(packet)
+    for packet in vs.encode(None):
+        out.mux(packet)
+
+
 def make_video(
     dest: str | os.PathLike | None = None,
     seconds: float = 2.0,
@@ -257,36 +283,17 @@ def make_video(
     audio_only:
         Write only an audio track (the "MP4 that holds only audio" case).
     """
-    width, height = size
-    n = int(round(seconds * fps))
     buf = io.BytesIO()
     with av.open(buf, "w", format=VIDEO_CONTAINERS[container]) as out:
         vs = None
         if not audio_only:
-            vs = out.add_stream(codec or VIDEO_CODECS[container], rate=fps)
-            vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
-            if gop is not None:
-                vs.codec_context.gop_size = gop
-            if (codec or VIDEO_CODECS[container]) == "libx264":
-                vs.codec_context.options = {"preset": "ultrafast", "tune": "zerolatency"}
-                if gop is not None:
-                    vs.codec_context.options |= {"keyint": str(gop), "min-keyint": str(gop)}
-            if rotation:
-                vs.set_display_rotation(rotation)
+            vs = _add_video_stream(out, codec or VIDEO_CODECS[container], fps, size, gop, rotation)
         aus = None
         if with_audio or audio_only:
             aus = _add_audio_stream(out, AUDIO_CODECS[container], audio_sr, 1)
         if vs is not None:
-            for i in range(n):
-                frame = av.VideoFrame.from_ndarray(
-                    moving_frame(width, height, i, fps), format="rgb24"
-                )
-                frame.pts = i
-                frame.time_base = Fraction(1, fps)
-                for packet in vs.encode(frame):
-                    out.mux(packet)
-            for packet in vs.encode(None):
-                out.mux(packet)
+            n = int(round(seconds * fps))
+            _write_frames(out, vs, (moving_frame(*size, i, fps) for i in range(n)), fps)
         if aus is not None:
             _write_audio(out, aus, tone(seconds, audio_sr, 1), audio_sr)
     data = buf.getvalue()

@@ -22,7 +22,7 @@ from deepfakescan.config import Settings
 from deepfakescan.detectors import audio as A
 from deepfakescan.detectors import bundle
 from deepfakescan.errors import ModelMissing
-from deepfakescan.training import audio_data as D
+from deepfakescan.training.audio import data as D
 
 from .conftest import audio_card, write_bundle
 from .fixtures import corrupt, encode_audio, tone

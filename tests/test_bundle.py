@@ -326,22 +326,3 @@ def test_shipped_bundle_is_valid_and_runs(name, monkeypatch):
         feeds[spec["name"]] = np.zeros(shape, dtype=spec["dtype"])
     outputs = model.run(feeds)
     assert all(np.all(np.isfinite(v)) for v in outputs.values() if v.dtype.kind == "f")
-
-
-def test_models_listing_summarises_eval_metrics_per_family(tmp_path, monkeypatch):
-    from deepfakescan.detectors.bundle import _metric_lines
-
-    metrics = {
-        "test": {
-            "groups": {
-                "overall": {"n_real": 10, "n_fake": 20, "auc": {"value": 0.91}, "eer": 0.1},
-                "family:real": {"n_real": 10, "n_fake": 0},
-                "family:gan": {"n_real": 10, "n_fake": 5, "auc": {"value": 0.99}},
-                "source:x": {"n_real": 3, "n_fake": 0},
-            }
-        }
-    }
-    lines = _metric_lines(metrics)
-    assert any("test overall: 10 real / 20 fake, AUC 0.910, EER 0.100" in line for line in lines)
-    assert any("family:gan" in line and "AUC 0.990" in line for line in lines)
-    assert not any("family:real" in line or "source:x" in line for line in lines)

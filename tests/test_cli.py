@@ -8,7 +8,14 @@ import json
 
 import pytest
 
-from deepfakescan.cli import EXIT_ERROR, EXIT_FAKE, EXIT_REAL, EXIT_UNCERTAIN, main
+from deepfakescan.cli import (
+    EXIT_ERROR,
+    EXIT_FAKE,
+    EXIT_REAL,
+    EXIT_UNCERTAIN,
+    main,
+    metric_lines,
+)
 
 from .conftest import face_jpeg, solid_jpeg, validate_report
 
@@ -170,3 +177,44 @@ def test_a_reader_that_leaves_early_gets_no_traceback():
     stderr = proc.stderr.read().decode()
     proc.wait(timeout=60)
     assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+
+
+def test_artifacts_folder_gets_the_heatmap_and_the_preview(capsys, photos, tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "evidence"
+    code, _, _ = run(capsys, "--artifacts", out, photos / "bright.jpg", photos / "middle.jpg")
+    assert code == EXIT_FAKE
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert written == [
+        "0000-bright/heatmap.jpg",
+        "0000-bright/preview.jpg",
+        "0001-middle/preview.jpg",  # no face, no heatmap: the preview still shows what was read
+    ]
+    with Image.open(out / "0000-bright" / "preview.jpg") as picture:
+        assert picture.format == "JPEG" and picture.size == (512, 512)
+
+
+def test_models_describes_each_installed_bundle(capsys, brightness_model_dir):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "image test-1  [image-detector]  (model directory, overrides the shipped" in out
+    assert "threshold 0.500, uncertain between 0.400 and 0.600" in out
+    assert "test metrics: none recorded" in out and "licence: Apache-2.0" in out
+
+
+def test_models_listing_summarises_eval_metrics_per_family():
+    metrics = {
+        "test": {
+            "groups": {
+                "overall": {"n_real": 10, "n_fake": 20, "auc": {"value": 0.91}, "eer": 0.1},
+                "family:real": {"n_real": 10, "n_fake": 0},
+                "family:gan": {"n_real": 10, "n_fake": 5, "auc": {"value": 0.99}},
+                "source:x": {"n_real": 3, "n_fake": 0},
+            }
+        }
+    }
+    lines = metric_lines(metrics)
+    assert any("test overall: 10 real / 20 fake, AUC 0.910, EER 0.100" in line for line in lines)
+    assert any("family:gan" in line and "AUC 0.990" in line for line in lines)
+    assert not any("family:real" in line or "source:x" in line for line in lines)

@@ -14,7 +14,8 @@ import pytest
 from deepfakescan.errors import CorruptMedia
 from deepfakescan.evaluation import command
 from deepfakescan.evaluation.datasets import LabelledItem
-from deepfakescan.evaluation.runner import evaluate, format_table, write_outputs
+from deepfakescan.evaluation.outputs import write_outputs
+from deepfakescan.evaluation.runner import evaluate, format_table
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -138,6 +139,11 @@ def test_outputs_are_written_and_json_has_no_nan(result, tmp_path):
     assert len(rows) == len(CORPUS)
     boom = next(r for r in rows if r["path"] == "boom")
     assert boom["fake_probability"] == "" and boom["error"].startswith("corrupt_media")
+
+
+def test_roc_and_histogram_are_drawn_as_png_files(result, tmp_path):
+    pytest.importorskip("matplotlib")  # the [eval] extra
+    paths = write_outputs(result, tmp_path / "out")
     for name in ("roc", "hist"):
         assert paths[name].read_bytes()[:8] == PNG_MAGIC
 
@@ -185,6 +191,40 @@ def test_eval_command_prints_table_and_writes_outputs(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "family:X" in out and "source:fake/Y" in out
     assert (tmp_path / "o" / "metrics.json").is_file()
+    assert f"wrote {tmp_path / 'o'}/metrics.json, metrics.md, scores.csv" in out
+
+
+def test_eval_without_matplotlib_writes_the_numbers_and_says_how_to_get_the_plots(
+    tmp_path, capsys, monkeypatch
+):
+    from deepfakescan.evaluation import plots
+
+    monkeypatch.setattr(plots, "available", lambda: False)
+    data = folder_corpus(tmp_path / "data")
+    args = parse(["eval", str(data), "--out", str(tmp_path / "o"), "--bootstrap", "0"])
+    assert command.run(args, score_fn=fake_scan) == 0
+    captured = capsys.readouterr()
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
+        "metrics.json",
+        "metrics.md",
+        "scores.csv",
+    ]
+    assert "wrote" in captured.out and "roc.png" not in captured.out
+    assert "matplotlib is not installed (pip install 'deepfakescan[eval]')" in captured.err
+
+
+def test_plots_know_whether_matplotlib_is_installed(monkeypatch):
+    import importlib.util
+
+    from deepfakescan.evaluation import plots
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "matplotlib" else real_find_spec(name, *a),
+    )
+    assert not plots.available()
 
 
 def test_eval_command_json_and_limit(tmp_path, capsys):

@@ -290,26 +290,3 @@ def test_thread_executor_hands_the_running_job_its_cancel_flag():
     executor.cancel("job")
     executor.shutdown(wait=True)
     assert flags == [True]
-
-
-# ---------------------------------------------------------------------------------- serve
-
-
-def test_serve_flags_override_the_environment(monkeypatch):
-    from deepfakescan.cli import build_parser
-    from deepfakescan.jobs import serve as serve_module
-
-    seen = {}
-    monkeypatch.setattr(serve_module, "serve", lambda settings: seen.setdefault("s", settings))
-    monkeypatch.setenv("DEEPFAKESCAN_PORT", "9000")
-    monkeypatch.setenv("DEEPFAKESCAN_HOST", "0.0.0.0")
-    args = build_parser().parse_args(["serve", "--port", "8123", "--workers", "3"])
-    assert args.func(args) == 0
-    settings = seen["s"]
-    assert (settings.port, settings.host, settings.workers) == (8123, "0.0.0.0", 3)
-
-
-def test_serve_refuses_a_non_positive_flag():
-    from deepfakescan.cli import main
-
-    assert main(["serve", "--threads", "0"]) == 2

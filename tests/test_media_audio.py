@@ -7,13 +7,7 @@ import pytest
 
 from deepfakescan.config import Settings
 from deepfakescan.errors import CorruptMedia, UnsupportedMedia
-from deepfakescan.media.audio import (
-    SAMPLE_RATE,
-    load_audio,
-    open_audio_stream,
-    probe_audio,
-    stream_audio,
-)
+from deepfakescan.media.audio import SAMPLE_RATE, load_audio, open_audio_stream, probe_audio
 from deepfakescan.media.source import MediaSource
 
 try:  # tests/ as a package (relative imports, like test_pipeline) or as a plain directory
@@ -59,7 +53,7 @@ def test_compressed_multichannel_is_downmixed_too():
 
 def test_stream_blocks_are_seamless_and_sized():
     data = F.tone_wav(2.5, 44100)
-    blocks = list(stream_audio(src(data), SETTINGS, block_seconds=1.0))
+    blocks = list(open_audio_stream(src(data), SETTINGS, block_seconds=1.0))
     assert [len(b) for b in blocks] == [16000, 16000, 8000]
     whole = load_audio(src(data), SETTINGS).samples
     np.testing.assert_allclose(np.concatenate(blocks), whole, atol=1e-6)

@@ -47,7 +47,7 @@ def test_heatmap_artifact_is_a_picture_of_the_whole_image(settings_with_brightne
 
     report = scan(face_jpeg("bright"), settings=settings_with_brightness)
     assert report.faces[0].heatmap == "heatmap.jpg"
-    assert [a.name for a in report.artifacts] == ["heatmap.jpg"]
+    assert [a.name for a in report.artifacts] == ["heatmap.jpg", "preview.jpg"]
     picture = Image.open(io.BytesIO(report.artifact_data["heatmap.jpg"]))
     assert picture.size == (512, 512)
     pixels = np.asarray(picture.convert("RGB"), dtype=np.int32)

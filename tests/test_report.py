@@ -2,9 +2,18 @@
 
 import pytest
 
-from deepfakescan.report import Artifact, MediaInfo, Report, verdict_for
+from deepfakescan.report import (
+    ARTIFACT_KINDS,
+    MEDIA_KINDS,
+    MODALITIES,
+    VERDICTS,
+    Artifact,
+    MediaInfo,
+    Report,
+    verdict_for,
+)
 
-from .conftest import validate_report
+from .conftest import REPORT_SCHEMA, validate_report
 
 
 @pytest.mark.parametrize(
@@ -45,3 +54,21 @@ def test_artifact_bytes_stay_out_of_the_json():
         {"name": "preview.jpg", "kind": "preview", "media_type": "image/jpeg", "description": ""}
     ]
     assert "artifact_data" not in data
+
+
+@pytest.mark.parametrize(
+    ("where", "values"),
+    [
+        (("properties", "verdict"), VERDICTS),
+        (("$defs", "face", "properties", "verdict"), VERDICTS),
+        (("$defs", "track", "properties", "verdict"), VERDICTS),
+        (("$defs", "media", "properties", "type"), MEDIA_KINDS),
+        (("$defs", "segment", "properties", "modality"), MODALITIES),
+        (("$defs", "artifact", "properties", "kind"), ARTIFACT_KINDS),
+    ],
+)
+def test_the_published_schema_lists_the_same_vocabulary_as_the_code(where, values):
+    node = REPORT_SCHEMA
+    for key in where:
+        node = node[key]
+    assert node["enum"] == list(values)

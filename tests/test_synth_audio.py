@@ -10,7 +10,7 @@ pytest.importorskip("pyworld")
 pytest.importorskip("librosa")
 
 from deepfakescan.features import SAMPLE_RATE  # noqa: E402
-from deepfakescan.training import synth_audio as S  # noqa: E402
+from deepfakescan.training.audio import synth as S  # noqa: E402
 
 
 def _vowel(f0: float = 140.0, seconds: float = 1.5) -> np.ndarray:
@@ -63,7 +63,8 @@ def test_tinynsf_vocoder_learns_to_copy_speech_and_keeps_its_length_and_level(tm
     copy and its original, and copies have the original's length and level. (60 steps sat at
     0.87 of the untrained distance on 2026-11-27's package set; 120 reach 0.38.)"""
     torch = pytest.importorskip("torch")
-    from deepfakescan.training import neural_vocoder as NV
+    from deepfakescan.training.vocoders import nets as VN
+    from deepfakescan.training.vocoders import train as NV
 
     clips = [_vowel(f0, 1.2) for f0 in (110.0, 160.0, 220.0)]
     test = _vowel(135.0, 1.0)
@@ -74,10 +75,10 @@ def test_tinynsf_vocoder_learns_to_copy_speech_and_keeps_its_length_and_level(tm
         rms = np.sqrt(np.mean(fake**2)) / np.sqrt(np.mean(test**2))
         assert 0.8 < rms < 1.25
         with torch.inference_mode():
-            return float(NV.spectral_loss(torch.from_numpy(fake), torch.from_numpy(test)))
+            return float(VN.spectral_loss(torch.from_numpy(fake), torch.from_numpy(test)))
 
     torch.manual_seed(0)
-    before = distance(NV.TinyNSF().eval())
+    before = distance(VN.TinyNSF().eval())
     path = NV.train_vocoder(
         clips, tmp_path / "v.pt", steps=120, batch=4, seed=0, log=lambda m: None
     )

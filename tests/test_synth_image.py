@@ -8,8 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepfakescan.training import image_data, synth_image
-from deepfakescan.training.synth_image import (
+from deepfakescan.training.image import data as image_data
+from deepfakescan.training.image import synth as synth_image
+from deepfakescan.training.image.synth import (
     EVAL_CHAIN,
     blend,
     blend_mask,
@@ -18,6 +19,7 @@ from deepfakescan.training.synth_image import (
     self_blend,
     self_blend_faces,
 )
+from deepfakescan.training.manifest import read_manifest, write_manifest
 
 SIZE = 128
 LANDMARKS = np.array([[44, 52], [84, 52], [64, 72], [48, 92], [80, 92]], dtype=np.float32)
@@ -92,7 +94,7 @@ def test_face_hull_encloses_the_landmarks_and_extends_above_the_eyes():
     hull = face_hull(LANDMARKS)
     assert hull[:, 1].min() < LANDMARKS[:2, 1].min() - 5  # brows
     assert hull[:, 1].max() > LANDMARKS[3:, 1].max() + 5  # chin
-    from matplotlib.path import Path as MplPath
+    MplPath = pytest.importorskip("matplotlib.path").Path
 
     assert MplPath(hull).contains_points(LANDMARKS[:3] + 0.01).all()
 
@@ -168,8 +170,8 @@ def test_manifest_round_trip_and_leave_one_out(tmp_path):
     root = _fake_data_root(tmp_path / "data")
     splits = image_data.make_manifests(root, seed=1, frames_per_clip=2)
     path = tmp_path / "m.csv"
-    image_data.write_manifest(splits["train"], path)
-    assert sorted(image_data.read_manifest(path), key=lambda r: r.key) == sorted(
+    write_manifest(path, splits["train"], image_data.ManifestRow)
+    assert sorted(read_manifest(path, image_data.ManifestRow), key=lambda r: r.key) == sorted(
         splits["train"], key=lambda r: r.key
     )
     loso = image_data.leave_one_out(splits, "stylegan2-fake")

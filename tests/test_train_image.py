@@ -14,8 +14,12 @@ pytest.importorskip("onnx")
 
 from deepfakescan.detectors.card import check_card  # noqa: E402
 from deepfakescan.evaluation.metrics import VALIDATION_FPR_BUDGET  # noqa: E402
-from deepfakescan.training import export_image, image_nets, train_image  # noqa: E402
-from deepfakescan.training.image_data import FaceCrop, ManifestRow  # noqa: E402
+from deepfakescan.training import checkpoint, onnx_export  # noqa: E402
+from deepfakescan.training.image import export as export_image  # noqa: E402
+from deepfakescan.training.image import nets as image_nets  # noqa: E402
+from deepfakescan.training.image import train as train_image  # noqa: E402
+from deepfakescan.training.image.command import card_command  # noqa: E402
+from deepfakescan.training.image.data import FaceCrop, ManifestRow  # noqa: E402
 
 SIZE = 64
 LANDMARKS = np.array([[22, 26], [42, 26], [32, 36], [24, 46], [40, 46]], dtype=np.float32)
@@ -113,9 +117,9 @@ def test_tiny_training_run_separates_a_trivial_set_and_resumes(tiny_run):
 
 def test_onnx_export_matches_pytorch(tmp_path):
     net = image_nets.CamNet(1, pretrained=False, dropout=0.0).eval()
-    path = export_image.export_onnx(net, SIZE, tmp_path / "m.onnx")
+    path = export_image.export_graph(net, SIZE, tmp_path / "m.onnx")
     x = np.random.default_rng(0).normal(size=(3, 3, SIZE, SIZE)).astype(np.float32)
-    errors = export_image.round_trip_error(net, path, x)
+    errors = onnx_export.round_trip_error(net, path, x)
     assert set(errors) == {"logits", "cam"}
     assert max(errors.values()) < 1e-4
 
@@ -134,3 +138,37 @@ def test_exported_bundle_has_a_valid_card_and_a_threshold_from_validation(tiny_r
     test = card["metrics"]["test"]
     assert {"n_fake", "n_real", "ci95"} <= set(test["auc"]["stylegan2-fake vs ffhq-real"])
     assert onnx_path.stat().st_size < 20 * 2**20
+
+
+def test_a_run_cut_mid_epoch_and_resumed_ends_with_the_weights_of_an_uncut_run(tmp_path):
+    """The data loader draws from torch's generator when an epoch starts: a resumed run must
+    still see the dropout masks of an uncut one (it did not before the shared loop)."""
+    config = _tiny_config(
+        size=32, epochs=2, epoch_size=24, batch_size=8, pretrained=False, dropout=0.5
+    )
+    crops = _crops(12, 0)
+    options = train_image.RunOptions(workers=0)
+    uncut = train_image.train(config, crops, crops[:4], tmp_path / "uncut", options)
+    cut_options = train_image.RunOptions(workers=0, max_steps=4)  # epoch 1, after one step
+    cut = train_image.train(config, crops, crops[:4], tmp_path / "cut", cut_options)
+    assert (cut["epoch"], cut["index"], cut["step"]) == (1, 8, 4)
+    resumed = train_image.train(config, crops, crops[:4], tmp_path / "cut", options)
+    for name, value in uncut["model"].items():
+        assert torch.equal(resumed["model"][name], value), name
+    assert [h["train_loss"] for h in resumed["history"]] == [
+        h["train_loss"] for h in uncut["history"]
+    ]
+    best = checkpoint.load_checkpoint(tmp_path / "cut" / checkpoint.BEST)
+    assert best["epoch"] == best["best_epoch"] + 1
+
+
+def test_the_card_names_the_subcommand_that_trains_the_model():
+    config = train_image.default_config("family")
+    assert card_command("image-family", None, config) == (
+        "deepfakescan train image-family --size 160 --epochs 8 --epoch-size 1536"
+        " --frozen-blocks 6 --seed 0"
+    )
+    config = train_image.default_config("detector")
+    assert card_command("image", "stylegan2-fake", config).startswith(
+        "deepfakescan train image --leave-out stylegan2-fake --size 160 --epochs 60"
+    )

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+pytest.importorskip("torch")  # the child process trains nothing but allocates through torch
+
 CHILD = r"""
 import resource, sys
 import torch

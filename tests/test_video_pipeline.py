@@ -26,7 +26,15 @@ from deepfakescan.detectors import video as V
 from deepfakescan.errors import ModelMissing, ScanCancelled
 
 from .conftest import audio_card, write_bundle
-from .fixtures import _add_audio_stream, _write_audio, corrupt, gradient_rgb, make_video, tone
+from .fixtures import (
+    _add_audio_stream,
+    _write_audio,
+    _write_frames,
+    corrupt,
+    gradient_rgb,
+    make_video,
+    tone,
+)
 
 SIZE = (256, 192)
 FPS = 10
@@ -135,14 +143,7 @@ def encode(
             options |= {"keyint": str(gop), "min-keyint": str(gop)}
         vs.codec_context.options = options
         aus = _add_audio_stream(out, "aac", sr, 1) if audio is not None else None
-        for i, rgb in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts = i
-            frame.time_base = Fraction(1, fps)
-            for packet in vs.encode(frame):
-                out.mux(packet)
-        for packet in vs.encode(None):
-            out.mux(packet)
+        _write_frames(out, vs, frames, fps)
         if aus is not None:
             _write_audio(out, aus, audio[:, None], sr)
     return buf.getvalue()

@@ -182,9 +182,7 @@ DESCRIPTIONS = {
 }
 
 
-def card(stage: str, sha256: str) -> dict:
-    """The model card for one stage, in the form ``deepfakescan.detectors.card`` checks."""
-    side, threshold = STAGES[stage]
+def _outputs(stage: str, side: int | None) -> list[dict]:
     outputs = [
         {
             "name": "prob",
@@ -207,47 +205,59 @@ def card(stage: str, sha256: str) -> dict:
                 "their y, as fractions of the box (image left/right, not the person's)",
             }
         )
+    return outputs
+
+
+def _input(side: int | None) -> dict:
+    return {
+        "name": "input",
+        "layout": "NCHW",
+        "shape": [None, 3, side, side],
+        "dtype": "float32",
+        "preprocessing": {
+            "channels": "RGB",
+            "mean": [MEAN] * 3,
+            "std": [STD] * 3,
+            "formula": "(x - 127.5) / 128 on 0-255 pixel values",
+            "resize": "area (box filter) per pyramid level"
+            if side is None
+            else f"bilinear crop of a square candidate box to {side}x{side}",
+        },
+    }
+
+
+def _training(stage: str) -> dict:
+    return {
+        "sources": [
+            {
+                "name": "WIDER FACE (boxes) and CelebA (landmarks), as trained by Zhang "
+                "et al., 'Joint Face Detection and Alignment using Multi-task Cascaded "
+                "Convolutional Networks', IEEE SPL 2016",
+                "licence": "MIT (weights as redistributed by the mtcnn package)",
+            }
+        ],
+        "command": "PYTHONPATH=/tmp/deps python tools/convert_mtcnn.py "
+        "--weights /tmp/mtcnn/mtcnn/assets/weights",
+        "notes": f"Converted from mtcnn=={VERSION} ({stage}.lz4, joblib arrays) without "
+        "TensorFlow; numerically checked against a NumPy reference of the Keras layers.",
+    }
+
+
+def card(stage: str, sha256: str) -> dict:
+    """The model card for one stage, in the form ``deepfakescan.detectors.card`` checks."""
+    side, threshold = STAGES[stage]
     return {
         "name": f"mtcnn_{stage}",
         "version": VERSION,
         "task": "face-detector",
         "description": DESCRIPTIONS[stage],
-        "inputs": [
-            {
-                "name": "input",
-                "layout": "NCHW",
-                "shape": [None, 3, side, side],
-                "dtype": "float32",
-                "preprocessing": {
-                    "channels": "RGB",
-                    "mean": [MEAN] * 3,
-                    "std": [STD] * 3,
-                    "formula": "(x - 127.5) / 128 on 0-255 pixel values",
-                    "resize": "area (box filter) per pyramid level"
-                    if side is None
-                    else f"bilinear crop of a square candidate box to {side}x{side}",
-                },
-            }
-        ],
-        "outputs": outputs,
+        "inputs": [_input(side)],
+        "outputs": _outputs(stage, side),
         "labels": ["not_face", "face"],
         "calibration": {"method": "none"},
         "threshold": threshold,
         "uncertain_band": [threshold, threshold],
-        "training": {
-            "sources": [
-                {
-                    "name": "WIDER FACE (boxes) and CelebA (landmarks), as trained by Zhang "
-                    "et al., 'Joint Face Detection and Alignment using Multi-task Cascaded "
-                    "Convolutional Networks', IEEE SPL 2016",
-                    "licence": "MIT (weights as redistributed by the mtcnn package)",
-                }
-            ],
-            "command": "PYTHONPATH=/tmp/deps python tools/convert_mtcnn.py "
-            "--weights /tmp/mtcnn/mtcnn/assets/weights",
-            "notes": f"Converted from mtcnn=={VERSION} ({stage}.lz4, joblib arrays) without "
-            "TensorFlow; numerically checked against a NumPy reference of the Keras layers.",
-        },
+        "training": _training(stage),
         "metrics": {},
         "licence": LICENCE,
         "sha256": sha256,

@@ -1,9 +1,9 @@
 """Write the image test split as files `deepfakescan eval` can score, one manifest per bar.
 
-    python tools/make_image_eval.py --data ../shared/data --out /work/cache/image-eval
-    deepfakescan eval /work/cache/image-eval/self-blended.csv --out /work/cache/image-eval/sbi
-    deepfakescan eval /work/cache/image-eval/stylegan2.csv --out /work/cache/image-eval/gan
-    deepfakescan eval /work/cache/image-eval/ciplab.csv --out /work/cache/image-eval/edited
+    python tools/make_image_eval.py --data ../shared/data --out ../cache/image-eval
+    deepfakescan eval ../cache/image-eval/self-blended.csv --out ../cache/image-eval/self-blended
+    deepfakescan eval ../cache/image-eval/stylegan2.csv --out ../cache/image-eval/stylegan2
+    deepfakescan eval ../cache/image-eval/ciplab.csv --out ../cache/image-eval/ciplab
 
 The bars of the image issue pair each fake source with the reals it must be told from, so each
 gets its own manifest (``eval`` measures a family against every real in its manifest):
@@ -12,7 +12,7 @@ gets its own manifest (``eval`` measures a family against every real in its mani
 - ``ciplab.csv``: test ciplab-real against test ciplab-edited-fake, the files as they are.
 - ``self-blended.csv``: every test real (ffhq-real, ciplab-real, and the sampled frames of the
   test clips of video/real) against a self-blended fake of the same image, made on the whole
-  image around each face MTCNN finds (``training/synth_image.self_blend_faces``). Real and fake
+  image around each face MTCNN finds (``training/image/synth.self_blend_faces``). Real and fake
   are written by the same encoder with the same settings (the source's own JPEG tables and
   chroma subsampling for stills, quality 90 4:2:0 for video frames), so that the re-encoding
   itself cannot tell them apart.
@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, JpegImagePlugin
 
-REPO = Path(__file__).resolve().parents[1]
+from deepfakescan.training import paths
+
 FAMILY_OF = {"stylegan2-fake": "gan", "ciplab-edited-fake": "hand-edited"}
 PAIRS = {
     "stylegan2.csv": ("ffhq-real", "stylegan2-fake"),
@@ -63,7 +64,7 @@ def blended_pair(
     """Write ``SOURCE/real/NAME.jpg`` and ``SOURCE/fake/NAME.jpg`` under ``out``; manifest rows
     for both, or none when the image has no face."""
     from deepfakescan.faces import detect_faces
-    from deepfakescan.training.synth_image import self_blend_faces
+    from deepfakescan.training.image.synth import self_blend_faces
 
     real, fake = (out / source / label / f"{name}.jpg" for label in ("real", "fake"))
     if rebuild or not (real.exists() and fake.exists()):
@@ -77,15 +78,16 @@ def blended_pair(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    parser.add_argument("--manifest", type=Path, default=REPO / "data/manifests/image_test.csv")
-    parser.add_argument("--out", type=Path, default=Path("/work/cache/image-eval"))
+    parser.add_argument("--data", type=Path, default=paths.data_root())
+    parser.add_argument("--manifest", type=Path, default=paths.manifest_dir() / "image_test.csv")
+    parser.add_argument("--out", type=Path, default=paths.cache_dir() / "image-eval")
     parser.add_argument("--rebuild", action="store_true")
     args = parser.parse_args(argv)
 
-    from deepfakescan.training.image_data import FRAMES_PER_CLIP, read_manifest, video_frames
+    from deepfakescan.training.image.data import FRAMES_PER_CLIP, ManifestRow, video_frames
+    from deepfakescan.training.manifest import read_manifest
 
-    rows = read_manifest(args.manifest)
+    rows = read_manifest(args.manifest, ManifestRow)
     args.out.mkdir(parents=True, exist_ok=True)
     for manifest, (real_source, fake_source) in PAIRS.items():
         with (args.out / manifest).open("w", newline="") as f:

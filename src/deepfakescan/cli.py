@@ -16,10 +16,14 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .config import Settings
 from .errors import DeepfakescanError
+
+if TYPE_CHECKING:
+    from .detectors.bundle import ModelInfo
 
 EXIT_REAL = 0
 EXIT_FAKE = 1
@@ -229,15 +233,76 @@ def cmd_models(args: argparse.Namespace) -> int:
         print("No models installed. Scans will fail with 'no model installed' until they are.")
         return 0
     for m in models:
-        print(m.describe())
+        print(describe_model(m))
         print()
     return 0
 
 
+def describe_model(info: ModelInfo) -> str:
+    """A few human lines for ``deepfakescan models``: what it is, what it eats, how good."""
+    where = "model directory" if info.source == "model_dir" else "shipped"
+    if info.overridden:
+        where += ", overrides the shipped bundle"
+    head = f"{info.name} {info.version or '?'}  [{info.task or 'unknown task'}]  ({where})"
+    if not info.valid:
+        return f"{head}\n  INVALID: {info.problem}"
+    s = info.summary
+    lines = [head, f"  {s['description']}"]
+    for spec in s["inputs"]:
+        shape = "x".join("?" if d is None else str(d) for d in spec.get("shape", []))
+        lines.append(f"  input {spec['name']}: {spec.get('layout', '')} {shape} {spec['dtype']}")
+    if s["labels"] == ["real", "fake"]:
+        low, high = s["uncertain_band"]
+        lines.append(
+            f"  threshold {s['threshold']:.3f}, uncertain between {low:.3f} and {high:.3f}"
+        )
+    else:
+        lines.append(f"  labels: {', '.join(s['labels'])}")
+    lines.extend(f"  {line}" for line in metric_lines(s["metrics"]))
+    lines.append(f"  licence: {s['licence']}")
+    return "\n".join(lines)
+
+
+def metric_lines(metrics: dict[str, Any], limit: int = 12) -> list[str]:
+    """The card's metrics for people: one line per overall/family group of each evaluation
+    (the shape ``deepfakescan eval`` writes), other numbers as ``key: value``."""
+    out: list[str] = []
+    _walk_metrics("", metrics, out)
+    if not out:
+        return ["test metrics: none recorded"]
+    if len(out) > limit:
+        out = out[:limit] + [f"... {len(out) - limit} more (deepfakescan models --json)"]
+    return ["metrics (held-out):"] + [f"  {line}" for line in out]
+
+
+def _walk_metrics(prefix: str, item: Any, out: list[str]) -> None:
+    if isinstance(item, dict) and isinstance(item.get("groups"), dict):
+        for name, g in item["groups"].items():
+            if name == "overall" or (name.startswith("family:") and name != "family:real"):
+                out.append(
+                    f"{prefix} {name}: {g.get('n_real', 0)} real / {g.get('n_fake', 0)} fake,"
+                    f" AUC {_metric(g.get('auc'))}, EER {_metric(g.get('eer'))},"
+                    f" FPR {_metric(g.get('fpr'))}, recall {_metric(g.get('recall'))}"
+                )
+    elif isinstance(item, dict):
+        for k, v in item.items():
+            _walk_metrics(f"{prefix}.{k}" if prefix else str(k), v, out)
+    elif isinstance(item, float):
+        out.append(f"{prefix}: {item:.4g}")
+    elif isinstance(item, int | str):
+        out.append(f"{prefix}: {item}")
+
+
+def _metric(entry: Any) -> str:
+    """One metric as eval writes it (``{"value": ...}`` with an interval) or a bare number."""
+    v = entry.get("value") if isinstance(entry, dict) else entry
+    return "n/a" if v is None else f"{v:.3f}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .evaluation import command as eval_command
-    from .jobs import serve as serve_command
     from .training import command as train_command
+    from .web import serve as serve_command
 
     parser = argparse.ArgumentParser(
         prog="deepfakescan",

@@ -33,8 +33,6 @@ PNET_CELL = 12
 """P-Net sees 12x12 windows..."""
 PNET_STRIDE = 2
 """...every 2 pixels of a pyramid level (one max-pool of stride 2)."""
-RNET_SIDE = 24
-ONET_SIDE = 48
 SCALE_FACTOR = 0.709
 """Ratio between pyramid levels (about 1/sqrt(2): face sizes double every two levels)."""
 MIN_FACE = 20

@@ -5,7 +5,7 @@ from 16 kHz mono samples to the network's input tensor lives here, in NumPy only
 at run time): :class:`Windower` cuts a stream of blocks into overlapping windows (short clips
 padded by repetition, never zeros), :func:`voiced_fraction` gates windows without speech,
 and :func:`window_features` turns one window into the network input of a *kind* (the model
-card names it), normalised per window. ``detectors/audio.py`` and ``training/audio_data.py``
+card names it), normalised per window. ``detectors/audio.py`` and ``training/audio/data.py``
 both call these and nothing else.
 
 Why the shipped kind is the log spectrogram: 64-band cepstra truncated to 32 coefficients

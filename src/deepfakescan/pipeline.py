@@ -1,8 +1,9 @@
 """sniff -> decode -> detectors -> Report: the only place that routes.
 
-``scan()`` is the one entry point behind the CLI, the web API and the Python API. It reports
-progress through ``progress(fraction, stage)`` and polls ``cancel()`` between stages, so a job
-runner can show progress and stop a scan. Every failure we can explain is a
+``scan()`` is the one entry point behind the CLI, the web API and the Python API; ``check()``
+runs its first checks alone, so the web layer refuses a bad upload before queueing it. A scan
+reports progress through ``progress(fraction, stage)`` and polls ``cancel()`` between stages, so
+a job runner can show progress and stop a scan. Every failure we can explain is a
 ``DeepfakescanError`` with an HTTP status; nothing here formats output.
 """
 
@@ -12,17 +13,19 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from .config import Settings
 from .errors import BadInput, ScanCancelled
 from .media.source import MediaSource
-from .report import Evidence, MediaInfo, Report
+from .report import MEDIA_KINDS, Evidence, MediaInfo, Report
+
+if TYPE_CHECKING:
+    from .media.sniff import Sniffed
 
 ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
 Source = str | os.PathLike | bytes | bytearray | memoryview
-
-MEDIA_KINDS = ("image", "audio", "video")
 
 
 class _Stages:
@@ -54,6 +57,32 @@ class _Stages:
             self.timings_ms[name] = self.timings_ms.get(name, 0.0) + elapsed
 
 
+def check(
+    source: Source,
+    kind: str | None = None,
+    *,
+    settings: Settings | None = None,
+    name: str | None = None,
+) -> Sniffed:
+    """The checks a scan starts with, alone: what an upload must pass before it is queued.
+
+    Refuses, with the error a scan would raise: an unknown ``kind`` (400), a missing, empty
+    (400) or over-limit (413) input, content that is not a format we decode (415) or is a
+    damaged container (422), content that differs from the declared ``kind`` (400), and an
+    image whose header declares more than ``max_image_pixels`` (413). No pixel or sample is
+    decoded. Returns what the content is.
+    """
+    from .media.image import check_image_header
+
+    settings = settings or Settings.from_env()
+    check_kind(kind)
+    src = MediaSource.from_any(source, settings, name)
+    sniffed = _sniff(src, kind)
+    if sniffed.kind == "image":
+        check_image_header(src, sniffed.format, settings)
+    return sniffed
+
+
 def scan(
     source: Source,
     *,
@@ -80,24 +109,42 @@ def scan(
     name
         Display name for the report (e.g. the uploaded file name); never used as a path.
     """
-    from .media.sniff import sniff
-
     settings = settings or Settings.from_env()
-    if kind is not None and kind not in MEDIA_KINDS:
-        raise BadInput(f"unknown media type {kind!r}; expected one of {list(MEDIA_KINDS)}")
+    check_kind(kind)
     stages = _Stages(progress, cancel)
     total_start = time.perf_counter()
     with stages.stage("sniff", 0.0):
         src = MediaSource.from_any(source, settings, name)
-        sniffed = sniff(src)
-    if kind is not None and kind != sniffed.kind:
-        raise BadInput(f"{src.name}: declared as {kind} but its content is {sniffed.kind}")
-
+        sniffed = _sniff(src, kind)
     media, evidence = _ROUTES[sniffed.kind](src, sniffed.format, settings, stages)
-
     stages.report(1.0, "done")
     timings = dict(stages.timings_ms)
     timings["total"] = (time.perf_counter() - total_start) * 1000.0
+    return _report(evidence, media, timings, src.name)
+
+
+def check_kind(kind: str | None) -> None:
+    """Refuse a declared media type that is not one of ``MEDIA_KINDS`` (400): the first of
+    ``check()``'s checks, alone for a caller that can refuse before it reads the input."""
+    if kind is not None and kind not in MEDIA_KINDS:
+        raise BadInput(f"unknown media type {kind!r}; expected one of {list(MEDIA_KINDS)}")
+
+
+def _sniff(src: MediaSource, kind: str | None) -> Sniffed:
+    """What the content is, refused when it is not what the caller declared."""
+    from .media.sniff import sniff
+
+    sniffed = sniff(src)
+    if kind is not None and kind != sniffed.kind:
+        raise BadInput(
+            f"{src.name}: declared as {kind} but its content is {sniffed.kind} ({sniffed.format})"
+        )
+    return sniffed
+
+
+def _report(
+    evidence: Evidence, media: MediaInfo, timings: dict[str, float], source_name: str
+) -> Report:
     report = Report(
         verdict=evidence.verdict,
         fake_probability=evidence.fake_probability,
@@ -111,7 +158,7 @@ def scan(
         tracks=evidence.tracks,
         timings_ms=timings,
         warnings=evidence.warnings,
-        source_name=src.name,
+        source_name=source_name,
     )
     for artifact, data in evidence.artifacts:
         report.add_artifact(artifact, data)

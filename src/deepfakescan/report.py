@@ -11,13 +11,21 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 SCHEMA_VERSION = "1.0"
 
+# One definition of each vocabulary: the type for annotations, the tuple (derived from it) for
+# checks and for the OpenAPI document; docs/report.schema.json repeats them and a test compares.
 Verdict = Literal["real", "fake", "uncertain"]
 MediaType = Literal["image", "audio", "video"]
 Modality = Literal["visual", "audio"]
+ArtifactKind = Literal["heatmap", "thumbnail", "preview", "timeline"]
+VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
+MEDIA_KINDS: tuple[MediaType, ...] = get_args(MediaType)
+"""What a scan routes on (``pipeline._ROUTES``) and what a caller may declare."""
+MODALITIES: tuple[Modality, ...] = get_args(Modality)
+ARTIFACT_KINDS: tuple[ArtifactKind, ...] = get_args(ArtifactKind)
 
 ARTIFACT_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
@@ -120,7 +128,7 @@ class ModelRef:
 @dataclass
 class Artifact:
     name: str
-    kind: Literal["heatmap", "thumbnail", "preview", "timeline"]
+    kind: ArtifactKind
     media_type: str
     description: str = ""
 

@@ -15,6 +15,7 @@ from .bundle import (
     find_model,
     list_models,
     load_model,
+    optional_model,
     require_model,
 )
 from .card import check_card, read_card
@@ -28,6 +29,7 @@ __all__ = [
     "find_model",
     "list_models",
     "load_model",
+    "optional_model",
     "read_card",
     "require_model",
 ]

@@ -21,7 +21,7 @@ import numpy as np
 from .. import features as F
 from ..config import Settings
 from ..errors import ModelMissing, ScanCancelled
-from ..report import Evidence, Segment, verdict_for
+from ..report import Evidence, Segment, Verdict, verdict_for
 
 MODEL_NAME = "audio"
 BATCH = 32
@@ -141,24 +141,39 @@ def analyse_audio(
 
     if model is None:
         model = require_model(MODEL_NAME, settings, what="audio")
-    refs = [model.ref("audio-detector")]
-    expected = max(float(getattr(stream, "info", None) and stream.info.duration_s or 0.0), 1e-9)
-    limit = float(getattr(stream, "max_seconds", settings.max_audio_seconds))
-    expected = min(expected, limit) if expected > 1e-9 else limit
+    expected = _expected_seconds(stream, settings)
 
     def on_block(seconds: float) -> None:
         if progress is not None:
             progress(min(0.99, seconds / expected), "audio")
 
     windows, z, total = score_windows(stream, model, cancel=cancel, on_block=on_block)
-    warnings = list(getattr(stream, "warnings", []))
     reasons: list[str] = []
     if getattr(stream, "truncated", False):
         reasons.append(
             f"Only the first {total / F.SAMPLE_RATE:.0f} s were analysed "
             f"(limit {settings.max_audio_seconds:.0f} s, DEEPFAKESCAN_MAX_AUDIO_SECONDS)."
         )
-    seconds = total / F.SAMPLE_RATE
+    evidence = _judge(model, windows, z, total / F.SAMPLE_RATE, reasons)
+    evidence.warnings = list(getattr(stream, "warnings", []))
+    if evidence.fake_probability is not None and progress is not None:
+        progress(1.0, "audio")
+    return evidence
+
+
+def _expected_seconds(stream, settings: Settings) -> float:
+    """Seconds the stream will give (header duration, capped by the limit): the progress scale."""
+    expected = max(float(getattr(stream, "info", None) and stream.info.duration_s or 0.0), 1e-9)
+    limit = float(getattr(stream, "max_seconds", settings.max_audio_seconds))
+    return min(expected, limit) if expected > 1e-9 else limit
+
+
+def _judge(
+    model, windows: list[F.Window], z: np.ndarray, seconds: float, reasons: list[str]
+) -> Evidence:
+    """The file's verdict from its voiced windows' logits; ``reasons`` gets the head sentence
+    first. Too little audio, or no speech, is ``uncertain`` without a probability."""
+    refs = [model.ref("audio-detector")]
     band = tuple(model.uncertain_band)
     if seconds < F.MIN_SPEECH_SECONDS:
         reasons.insert(
@@ -166,15 +181,10 @@ def analyse_audio(
             f"Too short to judge: {seconds:.2f} s of audio "
             f"(at least {F.MIN_SPEECH_SECONDS} s needed).",
         )
-        return Evidence(
-            "uncertain", None, model.threshold, band, reasons, models=refs, warnings=warnings
-        )
+        return Evidence("uncertain", None, model.threshold, band, reasons, models=refs)
     if len(z) == 0:
         reasons.insert(0, "No speech found: no part of the audio is loud enough to be speech.")
-        return Evidence(
-            "uncertain", None, model.threshold, band, reasons, models=refs, warnings=warnings
-        )
-
+        return Evidence("uncertain", None, model.threshold, band, reasons, models=refs)
     p_windows = np.asarray(model.calibrate(smooth(z))).reshape(-1)
     p_file = float(np.asarray(model.calibrate(np.array([file_logit(z)]))).reshape(-1)[0])
     segments = [
@@ -182,22 +192,7 @@ def analyse_audio(
         for w, p in zip(windows, p_windows, strict=True)
     ]
     verdict = verdict_for(p_file, band)
-    thr = model.threshold
-    head = {
-        "fake": f"Speech looks synthetic: probability {p_file:.2f}, threshold {thr:.2f}.",
-        "real": f"Speech looks natural: probability {p_file:.2f}, threshold {thr:.2f}.",
-        "uncertain": (
-            f"Unsure: probability {p_file:.2f} is in the uncertain band "
-            f"{band[0]:.2f}-{band[1]:.2f} around the threshold."
-        ),
-    }[verdict]
-    reasons.insert(0, head)
-    top = sorted(segments, key=lambda s: -s.fake_probability)[:N_SUSPICIOUS]
-    if verdict != "real":
-        spans = ", ".join(
-            f"{s.start_s:.1f}-{s.end_s:.1f} s ({s.fake_probability:.2f})" for s in top
-        )
-        reasons.insert(1, f"Most suspicious segments: {spans}.")
+    reasons[:0] = _verdict_reasons(verdict, p_file, model.threshold, band, segments)
     skipped = (
         int(math.ceil(max(0.0, seconds - F.WINDOW_SECONDS) / F.WINDOW_HOP_SECONDS))
         + 1
@@ -208,15 +203,27 @@ def analyse_audio(
             f"{len(windows)} windows with speech were scored; "
             f"{skipped} without speech were skipped."
         )
-    if progress is not None:
-        progress(1.0, "audio")
-    return Evidence(
-        verdict,
-        p_file,
-        model.threshold,
-        band,
-        reasons,
-        segments=segments,
-        models=refs,
-        warnings=warnings,
-    )
+    return Evidence(verdict, p_file, model.threshold, band, reasons, segments=segments, models=refs)
+
+
+def _verdict_reasons(
+    verdict: Verdict,
+    p_file: float,
+    thr: float,
+    band: tuple[float, float],
+    segments: list[Segment],
+) -> list[str]:
+    """The head sentence, then (unless judged real) the most suspicious segments."""
+    head = {
+        "fake": f"Speech looks synthetic: probability {p_file:.2f}, threshold {thr:.2f}.",
+        "real": f"Speech looks natural: probability {p_file:.2f}, threshold {thr:.2f}.",
+        "uncertain": (
+            f"Unsure: probability {p_file:.2f} is in the uncertain band "
+            f"{band[0]:.2f}-{band[1]:.2f} around the threshold."
+        ),
+    }[verdict]
+    if verdict == "real":
+        return [head]
+    top = sorted(segments, key=lambda s: -s.fake_probability)[:N_SUSPICIOUS]
+    spans = ", ".join(f"{s.start_s:.1f}-{s.end_s:.1f} s ({s.fake_probability:.2f})" for s in top)
+    return [head, f"Most suspicious segments: {spans}."]

@@ -17,7 +17,7 @@ import hashlib
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import onnxruntime as ort
@@ -32,6 +32,10 @@ SHIPPED_DIR = Path(__file__).resolve().parent.parent / "models"
 
 TASK_BUNDLES = {"image-detector": "image", "image-family": "family", "audio-detector": "audio"}
 """The bundle name a missing-model message suggests for each task."""
+
+ModelSource = Literal["shipped", "model_dir"]
+"""Where a bundle was found: package data, or ``Settings.model_dir``."""
+MODEL_SOURCES: tuple[ModelSource, ...] = get_args(ModelSource)
 
 _EPS = 1e-7
 """Probabilities are clipped to [eps, 1 - eps] before taking their logit, so 0 and 1 stay finite."""
@@ -60,7 +64,7 @@ class ModelInfo:
     """The ``.onnx`` file (which may be missing when ``valid`` is false)."""
     version: str | None = None
     task: str | None = None
-    source: str = "shipped"
+    source: ModelSource = "shipped"
     """``"shipped"`` (package data) or ``"model_dir"`` (``DEEPFAKESCAN_MODEL_DIR``)."""
     overridden: bool = False
     """True when this bundle comes from the model directory and hides a shipped one."""
@@ -82,66 +86,6 @@ class ModelInfo:
             "problem": self.problem,
             **self.summary,
         }
-
-    def describe(self) -> str:
-        """A few human lines for ``deepfakescan models``: what it is, what it eats, how good."""
-        where = "model directory" if self.source == "model_dir" else "shipped"
-        if self.overridden:
-            where += ", overrides the shipped bundle"
-        head = f"{self.name} {self.version or '?'}  [{self.task or 'unknown task'}]  ({where})"
-        if not self.valid:
-            return f"{head}\n  INVALID: {self.problem}"
-        s = self.summary
-        lines = [head, f"  {s['description']}"]
-        for spec in s["inputs"]:
-            shape = "x".join("?" if d is None else str(d) for d in spec.get("shape", []))
-            lines.append(
-                f"  input {spec['name']}: {spec.get('layout', '')} {shape} {spec['dtype']}"
-            )
-        if s["labels"] == ["real", "fake"]:
-            low, high = s["uncertain_band"]
-            lines.append(
-                f"  threshold {s['threshold']:.3f}, uncertain between {low:.3f} and {high:.3f}"
-            )
-        else:
-            lines.append(f"  labels: {', '.join(s['labels'])}")
-        lines.extend(f"  {line}" for line in _metric_lines(s["metrics"]))
-        lines.append(f"  licence: {s['licence']}")
-        return "\n".join(lines)
-
-
-def _metric_lines(metrics: dict[str, Any], limit: int = 12) -> list[str]:
-    """The card's metrics for people: one line per overall/family group of each evaluation
-    (the shape ``deepfakescan eval`` writes), other numbers as ``key: value``."""
-    out: list[str] = []
-
-    def value(entry: Any) -> str:
-        v = entry.get("value") if isinstance(entry, dict) else entry
-        return "n/a" if v is None else f"{v:.3f}"
-
-    def walk(prefix: str, item: Any) -> None:
-        if isinstance(item, dict) and isinstance(item.get("groups"), dict):
-            for name, g in item["groups"].items():
-                if name == "overall" or (name.startswith("family:") and name != "family:real"):
-                    out.append(
-                        f"{prefix} {name}: {g.get('n_real', 0)} real / {g.get('n_fake', 0)} fake,"
-                        f" AUC {value(g.get('auc'))}, EER {value(g.get('eer'))},"
-                        f" FPR {value(g.get('fpr'))}, recall {value(g.get('recall'))}"
-                    )
-        elif isinstance(item, dict):
-            for k, v in item.items():
-                walk(f"{prefix}.{k}" if prefix else str(k), v)
-        elif isinstance(item, float):
-            out.append(f"{prefix}: {item:.4g}")
-        elif isinstance(item, int | str):
-            out.append(f"{prefix}: {item}")
-
-    walk("", metrics)
-    if not out:
-        return ["test metrics: none recorded"]
-    if len(out) > limit:
-        out = out[:limit] + [f"... {len(out) - limit} more (deepfakescan models --json)"]
-    return ["metrics (held-out):"] + [f"  {line}" for line in out]
 
 
 class ModelBundle:
@@ -392,6 +336,17 @@ def require_model(name: str, settings: Settings | None = None, *, what: str) -> 
     return load_model(name, settings)
 
 
+def optional_model(
+    name: str, settings: Settings | None = None
+) -> tuple[ModelBundle | None, str | None]:
+    """``(bundle, None)``, or ``(None, why it is unavailable)`` for a model a scan can do without
+    (the family classifier; one of a video's two detectors): the caller says what it skipped."""
+    try:
+        return load_model(name, settings), None
+    except ModelMissing as e:
+        return None, e.message
+
+
 def find_model(
     task: str, settings: Settings | None = None, *, what: str | None = None
 ) -> ModelBundle:
@@ -469,16 +424,3 @@ def _mismatches(card: dict, session: ort.InferenceSession) -> list[str]:
     if missing:
         problems.append(f"card outputs {missing} are not graph outputs {sorted(graph_outputs)}")
     return problems
-
-
-__all__ = [
-    "SHIPPED_DIR",
-    "ModelBundle",
-    "ModelInfo",
-    "clear_cache",
-    "file_sha256",
-    "find_model",
-    "list_models",
-    "load_model",
-    "require_model",
-]

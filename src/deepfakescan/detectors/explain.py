@@ -1,4 +1,4 @@
-"""Pictures of the evidence: class-activation heatmaps laid over the image.
+"""Pictures of the evidence: class-activation heatmaps laid over the image, and a preview.
 
 The detector's second output is a class-activation map per face crop: a small grid of logits
 whose mean is the face's logit, so each cell says how much that part of the crop pushed the
@@ -95,6 +95,16 @@ def heatmap_overlay(
         text_y = max(0.0, y0 - 12 - line)
         draw.rectangle(draw.textbbox((x0, text_y), label), fill=(0, 0, 0))
         draw.text((x0, text_y), label, fill=(255, 255, 0))
+    buf = io.BytesIO()
+    picture.save(buf, "JPEG", quality=85)
+    return buf.getvalue()
+
+
+def preview_jpeg(rgb: np.ndarray, max_side: int = PREVIEW_MAX_SIDE) -> bytes:
+    """JPEG of the image alone, its longer side at most ``max_side``: what the web page draws
+    the report's face boxes on."""
+    picture = Image.fromarray(rgb)
+    picture.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
     picture.save(buf, "JPEG", quality=85)
     return buf.getvalue()

@@ -5,7 +5,8 @@ Flow: ``detect_faces`` (MTCNN) -> each face aligned and cropped as the detector'
 map -> calibrated probability per face -> the image's probability is that of its most
 suspicious face (one manipulated face is enough to make a photo a fake) -> for faces judged
 fake, the ``image-family`` bundle (when installed) names the manipulation, or "other" when it
-is unsure. A heatmap artifact shows where each face's evidence lies.
+is unsure. A heatmap artifact shows where each face's evidence lies, and a downscaled preview
+of the image as analysed (the web page draws the face boxes on it) comes with every image.
 
 An image without a face is ``uncertain``: this release judges faces, and says so rather than
 guess. With no ``image`` bundle installed the scan fails with ``ModelMissing`` (HTTP 503).
@@ -18,18 +19,18 @@ from collections.abc import Callable
 import numpy as np
 
 from ..config import Settings
-from ..errors import ModelMissing
 from ..faces import AlignedFace, DetectedFace, align_face, detect_photo_faces
 from ..media.image import DecodedImage
 from ..report import Artifact, Box, Evidence, Face, ModelRef, percent, verdict_for
-from .bundle import ModelBundle, load_model, require_model
-from .explain import heatmap_overlay, sigmoid
+from .bundle import ModelBundle, optional_model, require_model
+from .explain import PREVIEW_MAX_SIDE, heatmap_overlay, preview_jpeg, sigmoid
 
 IMAGE_MODEL = "image"
 FAMILY_MODEL = "image-family"
 MAX_FACES = 8
 """Faces scored per image, most confident first (bounds the work on crowd photos)."""
 HEATMAP_NAME = "heatmap.jpg"
+PREVIEW_NAME = "preview.jpg"
 
 FAMILY_PHRASES = {
     "blend": "a blended face swap",
@@ -37,7 +38,7 @@ FAMILY_PHRASES = {
     "hand-edited": "a hand-edited face",
     "other": "a manipulation it cannot name",
 }
-"""How reasons name the family classifier's labels (training/image_data.FAMILIES)."""
+"""How reasons name the family classifier's labels (training/image/data.FAMILIES)."""
 
 
 def crop_spec(bundle: ModelBundle) -> tuple[int, float]:
@@ -89,26 +90,21 @@ def face_family(
     return (best if table[best] >= bundle.threshold else "other"), table
 
 
-def optional_model(name: str, settings: Settings) -> ModelBundle | None:
-    """The bundle, or ``None`` when it is not installed (for models a scan can do without)."""
-    try:
-        return load_model(name, settings)
-    except ModelMissing:
-        return None
-
-
 def analyse_image(
     image: DecodedImage, settings: Settings, *, check: Callable[[], None] | None = None
 ) -> Evidence:
-    """Calibrated per-face and per-image probabilities, family for fakes, and a heatmap."""
+    """Calibrated per-face and per-image probabilities, family for fakes, a heatmap and a
+    downscaled preview of the image as analysed."""
     detector = require_model(IMAGE_MODEL, settings, what="images")
     band = tuple(detector.uncertain_band)
     models = [detector.ref("image-detector"), ModelRef("mtcnn", "1.0.0", "face-detector")]
     found = detect_photo_faces(image.rgb, settings)
     if check is not None:
         check()
-    if not found:
-        return Evidence(
+    if found:
+        evidence = _judge_faces(image, found, detector, band, models, settings)
+    else:
+        evidence = Evidence(
             verdict="uncertain",
             fake_probability=None,
             threshold=detector.threshold,
@@ -119,59 +115,36 @@ def analyse_image(
             ],
             models=models,
         )
+    evidence.artifacts.append(_preview_artifact(image.rgb))
+    return evidence
+
+
+def _judge_faces(
+    image: DecodedImage,
+    found: list[DetectedFace],
+    detector: ModelBundle,
+    band: tuple[float, float],
+    models: list[ModelRef],
+    settings: Settings,
+) -> Evidence:
+    """Score the clearest faces; the most suspicious one decides the image's verdict."""
     faces = found[:MAX_FACES]
     warnings = []
     if len(found) > MAX_FACES:
         warnings.append(f"{len(found)} faces found; the {MAX_FACES} clearest were scored")
     aligned, probabilities, maps = score_faces(detector, image.rgb, faces)
-
     family_model = None
     if any(verdict_for(float(p), band) == "fake" for p in probabilities):
-        family_model = optional_model(FAMILY_MODEL, settings)
+        family_model, _ = optional_model(FAMILY_MODEL, settings)
         if family_model is not None:
             models.append(family_model.ref("manipulation-classifier"))
-
-    report_faces: list[Face] = []
-    for face, p in zip(faces, probabilities, strict=True):
-        verdict = verdict_for(float(p), band)
-        family, family_table = None, None
-        if verdict == "fake" and family_model is not None:
-            family, family_table = face_family(family_model, image.rgb, face)
-        x, y, w, h = face.box
-        report_faces.append(
-            Face(
-                box=Box(round(x), round(y), round(w), round(h)),
-                fake_probability=float(p),
-                verdict=verdict,
-                detection_confidence=round(float(face.confidence), 4),
-                landmarks=[[round(float(a), 1), round(float(b), 1)] for a, b in face.landmarks],
-                family=family,
-                family_probabilities=family_table,
-                heatmap=HEATMAP_NAME if maps is not None else None,
-            )
-        )
-
+    report_faces = [
+        _face(image.rgb, face, float(p), band, family_model, maps is not None)
+        for face, p in zip(faces, probabilities, strict=True)
+    ]
     artifacts = []
     if maps is not None:
-        side = aligned[0].image.shape[0]
-        heats = [(sigmoid(m), a.matrix, side) for m, a in zip(maps, aligned, strict=True)]
-        labels = [
-            (f.box, f"face {i + 1}: {percent(p)}")
-            for i, (f, p) in enumerate(zip(faces, probabilities, strict=True))
-        ]
-        picture = heatmap_overlay(image.rgb, heats, labels)
-        artifacts.append(
-            (
-                Artifact(
-                    HEATMAP_NAME,
-                    "heatmap",
-                    "image/jpeg",
-                    "Where the detector saw evidence of manipulation (red), with each face's score",
-                ),
-                picture,
-            )
-        )
-
+        artifacts.append(_heatmap_artifact(image.rgb, faces, aligned, probabilities, maps))
     worst = int(np.argmax(probabilities))
     probability = float(probabilities[worst])
     return Evidence(
@@ -185,6 +158,62 @@ def analyse_image(
         warnings=warnings,
         artifacts=artifacts,
     )
+
+
+def _face(
+    rgb: np.ndarray,
+    face: DetectedFace,
+    probability: float,
+    band: tuple[float, float],
+    family_model: ModelBundle | None,
+    has_heatmap: bool,
+) -> Face:
+    """One face for the report; a face judged fake is given a family when the model is there."""
+    verdict = verdict_for(probability, band)
+    family, family_table = None, None
+    if verdict == "fake" and family_model is not None:
+        family, family_table = face_family(family_model, rgb, face)
+    x, y, w, h = face.box
+    return Face(
+        box=Box(round(x), round(y), round(w), round(h)),
+        fake_probability=probability,
+        verdict=verdict,
+        detection_confidence=round(float(face.confidence), 4),
+        landmarks=[[round(float(a), 1), round(float(b), 1)] for a, b in face.landmarks],
+        family=family,
+        family_probabilities=family_table,
+        heatmap=HEATMAP_NAME if has_heatmap else None,
+    )
+
+
+def _heatmap_artifact(
+    rgb: np.ndarray,
+    faces: list[DetectedFace],
+    aligned: list[AlignedFace],
+    probabilities: np.ndarray,
+    maps: np.ndarray,
+) -> tuple[Artifact, bytes]:
+    """The image with each face's class-activation map and score drawn on it."""
+    side = aligned[0].image.shape[0]
+    heats = [(sigmoid(m), a.matrix, side) for m, a in zip(maps, aligned, strict=True)]
+    labels = [
+        (f.box, f"face {i + 1}: {percent(p)}")
+        for i, (f, p) in enumerate(zip(faces, probabilities, strict=True))
+    ]
+    description = "Where the detector saw evidence of manipulation (red), with each face's score"
+    return (
+        Artifact(HEATMAP_NAME, "heatmap", "image/jpeg", description),
+        heatmap_overlay(rgb, heats, labels),
+    )
+
+
+def _preview_artifact(rgb: np.ndarray) -> tuple[Artifact, bytes]:
+    """The image as analysed, downscaled, for pages that draw the report's face boxes on it."""
+    description = (
+        f"the image as analysed (EXIF orientation applied), at most {PREVIEW_MAX_SIDE}"
+        " px; face boxes are in the original's pixels"
+    )
+    return Artifact(PREVIEW_NAME, "preview", "image/jpeg", description), preview_jpeg(rgb)
 
 
 def _reasons(faces: list[Face], worst: int, band: tuple[float, float]) -> list[str]:

@@ -45,7 +45,7 @@ from ..media.source import MediaSource
 from ..media.video import VideoInfo, probe_video, sample_frames
 from ..report import Artifact, Box, Evidence, Face, ModelRef, Segment, Track, percent, verdict_for
 from . import fusion as F
-from .bundle import ModelBundle, load_model
+from .bundle import ModelBundle, optional_model
 from .explain import heatmap_overlay, sigmoid
 from .image import FAMILY_MODEL, FAMILY_PHRASES, IMAGE_MODEL, face_family, score_faces
 
@@ -101,12 +101,44 @@ class _Shot:
     heats: list[tuple[np.ndarray, np.ndarray, int]] = field(compare=False, repr=False)
 
 
-def _load(name: str, settings: Settings) -> tuple[ModelBundle | None, str | None]:
-    """(bundle, None), or (None, why it is unavailable)."""
-    try:
-        return load_model(name, settings), None
-    except ModelMissing as e:
-        return None, e.message
+@dataclass
+class _FrameScan:
+    """What the sampled frames gave: their times, every face seen, the thumbnail candidates."""
+
+    times: list[float] = field(default_factory=list)
+    seen: list[_FaceSeen] = field(default_factory=list)
+    shots: list[_Shot] = field(default_factory=list)
+    """A min-heap on score: the ``N_THUMBNAILS`` most suspicious frames so far."""
+    family_refs: list[ModelRef] = field(default_factory=list)
+    _family: ModelBundle | None = None
+    _family_tried: bool = False
+
+    def family_model(self, settings: Settings) -> ModelBundle | None:
+        """The family classifier, loaded on the first fake face (``None`` if not installed)."""
+        if not self._family_tried:
+            self._family_tried = True
+            self._family, _ = optional_model(FAMILY_MODEL, settings)
+            if self._family is not None:
+                self.family_refs.append(self._family.ref("manipulation-classifier"))
+        return self._family
+
+    def offer_shot(self, score: float, make: Callable[[], _Shot]) -> None:
+        """Keep the frame as a thumbnail if it is among the most suspicious so far."""
+        if len(self.shots) < N_THUMBNAILS:
+            heapq.heappush(self.shots, make())
+        elif score > self.shots[0].score:
+            heapq.heapreplace(self.shots, make())
+
+
+@dataclass
+class _Judged:
+    """One modality's part of the conclusion."""
+
+    judgement: F.Judgement
+    reasons: list[str] = field(default_factory=list)
+    segments: list[Segment] = field(default_factory=list)
+    tracks: list[Track] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def min_face_pixels(width: int, height: int, settings: Settings) -> float:
@@ -139,8 +171,8 @@ def analyse_video(
     stage = stage or (lambda name, fraction: nullcontext())
     with stage("decode", 0.05):
         info = probe_video(source)  # damaged input is CorruptMedia whatever is installed
-    detector, no_visual = _load(IMAGE_MODEL, settings)
-    audio_model, no_audio = _load(AUDIO_MODEL, settings)
+    detector, no_visual = optional_model(IMAGE_MODEL, settings)
+    audio_model, no_audio = optional_model(AUDIO_MODEL, settings)
     if detector is None and audio_model is None:
         raise ModelMissing(
             "no model installed for video: it needs the image detector or the audio detector"
@@ -148,39 +180,37 @@ def analyse_video(
         )
     warnings: list[str] = []
     models: list[ModelRef] = []
-
-    seen: list[_FaceSeen] = []
-    frame_times: list[float] = []
-    shots: list[_Shot] = []
-    family_ref: list[ModelRef] = []
+    frames = _FrameScan()
     if detector is not None:
         models += [detector.ref("image-detector"), ModelRef("mtcnn", "1.0.0", "face-detector")]
-        frame_times = _scan_frames(
-            source, settings, detector, stage, seen, shots, warnings, family_ref
-        )
+        frames = _scan_frames(source, settings, detector, stage, warnings)
+        models += frames.family_refs
     else:
         warnings.append(f"visual analysis unavailable: {no_visual}")
-    models += family_ref
-
-    audio_ev: Evidence | None = None
-    stream = None
-    if audio_model is None:
-        if info.has_audio:
-            warnings.append(f"audio analysis unavailable: {no_audio}")
+    audio_ev, stream = None, None
+    if info.has_audio and audio_model is None:
+        warnings.append(f"audio analysis unavailable: {no_audio}")
     elif info.has_audio:
         audio_ev, stream = _scan_audio(
             source, settings, audio_model, stage, progress, check, warnings
         )
-        if audio_ev is not None:
-            models += audio_ev.models
-
+        models += audio_ev.models if audio_ev is not None else []
     with stage("fusion", 0.97):
         heard = None if stream is None else stream.seconds_read
-        evidence = _conclude(
-            settings, info, detector, (audio_model, audio_ev, heard), seen, frame_times, shots
-        )
+        evidence = _conclude(settings, info, detector, (audio_model, audio_ev, heard), frames)
         evidence.warnings = warnings + evidence.warnings
     evidence.models = models
+    return _analysis(evidence, info, frames.times, stream, settings)
+
+
+def _analysis(
+    evidence: Evidence,
+    info: VideoInfo,
+    frame_times: list[float],
+    stream: AudioStream | None,
+    settings: Settings,
+) -> VideoAnalysis:
+    """The evidence with the facts about the video that the report's ``media`` holds."""
     span = info.duration_s if info.duration_s else (frame_times[-1] if frame_times else None)
     analysed = None if span is None else round(min(span, settings.max_video_seconds), 3)
     sample_rate = None if stream is None else stream.info.sample_rate
@@ -196,69 +226,66 @@ def _scan_frames(
     settings: Settings,
     detector: ModelBundle,
     stage: StageFn,
-    seen: list[_FaceSeen],
-    shots: list[_Shot],
     warnings: list[str],
-    family_ref: list[ModelRef],
-) -> list[float]:
-    """Decode, detect and score the sampled frames one at a time; returns their times."""
-    band = detector.uncertain_band
+) -> _FrameScan:
+    """Decode, detect and score the sampled frames one at a time."""
     with stage("decode", 0.05):
         sampler = sample_frames(source, settings.video_frames, settings)
     frames = iter(sampler)
-    n = sampler.n
-    times: list[float] = []
-    family_model: ModelBundle | None = None
-    family_tried = False  # the family model is loaded on the first fake face, if installed
+    scan = _FrameScan()
     try:
         while True:
-            fraction = 0.05 + 0.6 * len(times) / n
+            fraction = 0.05 + 0.6 * len(scan.times) / sampler.n
             with stage("decode", fraction):
                 frame = next(frames, None)
             if frame is None:
                 break
-            pos = len(times)
-            times.append(max(0.0, frame.time_s))
-            height, width = frame.rgb.shape[:2]
+            scan.times.append(max(0.0, frame.time_s))
             with stage("faces", fraction):
-                found = detect_faces(
-                    frame.rgb,
-                    max_side=settings.video_detection_max_side,
-                    min_face=min_face_pixels(width, height, settings),
-                    settings=settings,
-                )
-                found = sorted(found, key=lambda f: -f.box[2] * f.box[3])[:MAX_FACES]
-            if not found:
-                continue
-            with stage("model", fraction):
-                aligned, probabilities, maps = score_faces(detector, frame.rgb, found)
-                first = len(seen)
-                for face, p in zip(found, probabilities, strict=True):
-                    record = _FaceSeen(pos, times[-1], face, float(p))
-                    if verdict_for(record.probability, band) == "fake":
-                        if not family_tried:
-                            family_tried = True
-                            family_model, _ = _load(FAMILY_MODEL, settings)
-                            if family_model is not None:
-                                family_ref.append(family_model.ref("manipulation-classifier"))
-                        if family_model is not None:
-                            record.family, record.family_table = face_family(
-                                family_model, frame.rgb, face
-                            )
-                    seen.append(record)
-                score = float(np.max(probabilities))
-                if len(shots) < N_THUMBNAILS or score > shots[0].score:
-                    shot = _shot(frame.rgb, score, pos, times[-1], first, aligned, maps)
-                    if len(shots) < N_THUMBNAILS:
-                        heapq.heappush(shots, shot)
-                    else:
-                        heapq.heapreplace(shots, shot)
+                found = _frame_faces(frame.rgb, settings)
+            if found:
+                with stage("model", fraction):
+                    _score_frame(scan, frame.rgb, found, detector, settings)
     finally:
         close = getattr(frames, "close", None)
         if close is not None:
             close()
     warnings.extend(w for w in sampler.warnings if w not in warnings)
-    return times
+    return scan
+
+
+def _frame_faces(rgb: np.ndarray, settings: Settings) -> list[DetectedFace]:
+    """The ``MAX_FACES`` largest faces of a frame, searched on a downscaled copy."""
+    height, width = rgb.shape[:2]
+    found = detect_faces(
+        rgb,
+        max_side=settings.video_detection_max_side,
+        min_face=min_face_pixels(width, height, settings),
+        settings=settings,
+    )
+    return sorted(found, key=lambda f: -f.box[2] * f.box[3])[:MAX_FACES]
+
+
+def _score_frame(
+    scan: _FrameScan,
+    rgb: np.ndarray,
+    found: list[DetectedFace],
+    detector: ModelBundle,
+    settings: Settings,
+) -> None:
+    """Score the latest frame's faces (a family for the fake ones), offer it as a thumbnail."""
+    pos, time_s = len(scan.times) - 1, scan.times[-1]
+    aligned, probabilities, maps = score_faces(detector, rgb, found)
+    first = len(scan.seen)
+    for face, p in zip(found, probabilities, strict=True):
+        record = _FaceSeen(pos, time_s, face, float(p))
+        if verdict_for(record.probability, detector.uncertain_band) == "fake":
+            family_model = scan.family_model(settings)
+            if family_model is not None:
+                record.family, record.family_table = face_family(family_model, rgb, face)
+        scan.seen.append(record)
+    score = float(np.max(probabilities))
+    scan.offer_shot(score, lambda: _shot(rgb, score, pos, time_s, first, aligned, maps))
 
 
 def _shot(
@@ -325,9 +352,7 @@ def _conclude(
     info: VideoInfo,
     detector: ModelBundle | None,
     audio: tuple[ModelBundle | None, Evidence | None, float | None],
-    seen: list[_FaceSeen],
-    frame_times: list[float],
-    shots: list[_Shot],
+    frames: _FrameScan,
 ) -> Evidence:
     """Tracks, per-person and visual scores, fusion, timeline, reasons and thumbnails.
 
@@ -335,88 +360,17 @@ def _conclude(
     are returned in the evidence.
     """
     audio_model, audio_ev, audio_seconds = audio
-    warnings: list[str] = []
-    n_frames = len(frame_times)
-    visual_reasons: list[str] = []
-    tracks: list[Track] = []
-    segments: list[Segment] = []
-    visual = F.Judgement("visual", None, "uncertain", None, None)
-
-    if detector is not None:
-        band = detector.uncertain_band
-        boxes: list[list[F.BoxXYWH]] = [[] for _ in range(n_frames)]
-        index: list[list[int]] = [[] for _ in range(n_frames)]
-        for i, record in enumerate(seen):
-            boxes[record.pos].append(record.face.box)
-            index[record.pos].append(i)
-        family_threshold = 0.5
-        if any(r.family_table for r in seen):
-            family_model, _ = _load(FAMILY_MODEL, settings)
-            family_threshold = family_model.threshold if family_model is not None else 0.5
-        for track_id, members in enumerate(F.group_tracks(boxes)):
-            records = [seen[index[pos][f]] for pos, f in members]
-            for record in records:
-                record.track = track_id
-            tracks.append(_track(track_id, records, band, family_threshold))
-        if tracks:
-            chosen, enough = F.deciding_track(
-                [t.fake_probability for t in tracks],
-                [len(t.frame_times_s) for t in tracks],
-                n_frames,
-            )
-            track = tracks[chosen]
-            visual = F.Judgement(
-                "visual", track.fake_probability, track.verdict, detector.threshold, band
-            )
-            visual_reasons = _visual_reasons(tracks, chosen, band, enough, n_frames)
-            if not enough:
-                warnings.append(
-                    f"faces were seen in at most {len(track.frame_times_s)} of the {n_frames}"
-                    " sampled frames: thin evidence for the visual verdict"
-                )
-            by_pos: dict[int, float] = {}
-            for record in seen:
-                by_pos[record.pos] = max(by_pos.get(record.pos, 0.0), record.probability)
-            for start, end, p in F.bin_points(
-                [frame_times[pos] for pos in by_pos], list(by_pos.values())
-            ):
-                segments.append(Segment(start, end, p, "visual"))
-        else:
-            visual = F.Judgement("visual", None, "uncertain", detector.threshold, band)
-            visual_reasons = [
-                f"No face was found in the {n_frames} sampled frames, so the picture was not"
-                " judged (this release judges faces)."
-            ]
-
-    audio = F.Judgement("audio", None, "uncertain", None, None)
-    audio_reasons: list[str] = []
-    if audio_ev is not None:
-        audio_band = audio_ev.uncertain_band or audio_model.uncertain_band
-        audio = F.Judgement(
-            "audio", audio_ev.fake_probability, audio_ev.verdict, audio_ev.threshold, audio_band
-        )
-        heard = audio_seconds if audio_seconds else float("inf")
-        kept = [s for s in audio_ev.segments if s.start_s < heard]
-        bins = F.bin_intervals(
-            [s.start_s for s in kept],
-            [min(s.end_s, heard) for s in kept],
-            [s.fake_probability for s in kept],
-        )
-        segments += [Segment(a, b, p, "audio") for a, b, p in bins]
-        audio_reasons = _audio_reasons(audio_ev, bins, audio_band)
-    elif audio_model is not None and not info.has_audio:
-        audio_reasons = ["The video has no audio track, so only the picture was judged."]
-
-    fused = F.fuse([visual, audio])
-    if fused.deciding == "audio":
-        reasons = audio_reasons + visual_reasons
-    else:
-        reasons = visual_reasons + audio_reasons
+    visual = _judge_visual(settings, detector, frames)
+    voice = _judge_audio(info, audio_model, audio_ev, audio_seconds)
+    fused = F.fuse([visual.judgement, voice.judgement])
+    first, second = (voice, visual) if fused.deciding == "audio" else (visual, voice)
+    reasons = first.reasons + second.reasons
     if fused.probability is None:
         reasons.insert(0, _nothing_judged(detector is not None, audio_model, audio_ev, info))
-
-    faces, artifacts = _faces_and_thumbnails(seen, shots, tracks, detector)
-    segments.sort(key=lambda s: (s.modality != "visual", s.start_s))
+    faces, artifacts = _faces_and_thumbnails(frames.seen, frames.shots, visual.tracks, detector)
+    segments = sorted(
+        visual.segments + voice.segments, key=lambda s: (s.modality != "visual", s.start_s)
+    )
     return Evidence(
         verdict=fused.verdict,
         fake_probability=fused.probability,
@@ -425,9 +379,100 @@ def _conclude(
         reasons=reasons,
         faces=faces,
         segments=segments,
-        tracks=tracks,
-        warnings=warnings,
+        tracks=visual.tracks,
+        warnings=visual.warnings,
         artifacts=artifacts,
+    )
+
+
+def _judge_visual(settings: Settings, detector: ModelBundle | None, frames: _FrameScan) -> _Judged:
+    """The picture's judgement: the most suspicious person seen in enough frames decides."""
+    if detector is None:
+        return _Judged(F.Judgement("visual", None, "uncertain", None, None))
+    band = detector.uncertain_band
+    n_frames = len(frames.times)
+    tracks = _tracks(settings, frames.seen, n_frames, band)
+    if not tracks:
+        return _Judged(
+            F.Judgement("visual", None, "uncertain", detector.threshold, band),
+            reasons=[
+                f"No face was found in the {n_frames} sampled frames, so the picture was not"
+                " judged (this release judges faces)."
+            ],
+        )
+    chosen, enough = F.deciding_track(
+        [t.fake_probability for t in tracks], [len(t.frame_times_s) for t in tracks], n_frames
+    )
+    track = tracks[chosen]
+    judged = _Judged(
+        F.Judgement("visual", track.fake_probability, track.verdict, detector.threshold, band),
+        reasons=_visual_reasons(tracks, chosen, band, enough, n_frames),
+        segments=_visual_segments(frames),
+        tracks=tracks,
+    )
+    if not enough:
+        judged.warnings.append(
+            f"faces were seen in at most {len(track.frame_times_s)} of the {n_frames}"
+            " sampled frames: thin evidence for the visual verdict"
+        )
+    return judged
+
+
+def _tracks(
+    settings: Settings, seen: list[_FaceSeen], n_frames: int, band: tuple[float, float]
+) -> list[Track]:
+    """Faces grouped into people across frames; each record learns its track."""
+    boxes: list[list[F.BoxXYWH]] = [[] for _ in range(n_frames)]
+    index: list[list[int]] = [[] for _ in range(n_frames)]
+    for i, record in enumerate(seen):
+        boxes[record.pos].append(record.face.box)
+        index[record.pos].append(i)
+    family_threshold = 0.5
+    if any(r.family_table for r in seen):
+        family_model, _ = optional_model(FAMILY_MODEL, settings)
+        family_threshold = family_model.threshold if family_model is not None else 0.5
+    tracks = []
+    for track_id, members in enumerate(F.group_tracks(boxes)):
+        records = [seen[index[pos][f]] for pos, f in members]
+        for record in records:
+            record.track = track_id
+        tracks.append(_track(track_id, records, band, family_threshold))
+    return tracks
+
+
+def _visual_segments(frames: _FrameScan) -> list[Segment]:
+    """Per-second visual timeline: each frame counts with its most suspicious face."""
+    by_pos: dict[int, float] = {}
+    for record in frames.seen:
+        by_pos[record.pos] = max(by_pos.get(record.pos, 0.0), record.probability)
+    times = [frames.times[pos] for pos in by_pos]
+    return [Segment(a, b, p, "visual") for a, b, p in F.bin_points(times, list(by_pos.values()))]
+
+
+def _judge_audio(
+    info: VideoInfo,
+    audio_model: ModelBundle | None,
+    audio_ev: Evidence | None,
+    audio_seconds: float | None,
+) -> _Judged:
+    """The voice's judgement, its timeline cut to the audio actually heard."""
+    if audio_ev is None:
+        reasons = []
+        if audio_model is not None and not info.has_audio:
+            reasons = ["The video has no audio track, so only the picture was judged."]
+        return _Judged(F.Judgement("audio", None, "uncertain", None, None), reasons)
+    band = audio_ev.uncertain_band or audio_model.uncertain_band
+    heard = audio_seconds if audio_seconds else float("inf")
+    kept = [s for s in audio_ev.segments if s.start_s < heard]
+    bins = F.bin_intervals(
+        [s.start_s for s in kept],
+        [min(s.end_s, heard) for s in kept],
+        [s.fake_probability for s in kept],
+    )
+    return _Judged(
+        F.Judgement("audio", audio_ev.fake_probability, audio_ev.verdict, audio_ev.threshold, band),
+        reasons=_audio_reasons(audio_ev, bins, band),
+        segments=[Segment(a, b, p, "audio") for a, b, p in bins],
     )
 
 

@@ -1,8 +1,9 @@
 """Evaluation: list labelled corpora, score them, and report metrics with bootstrap intervals.
 
 ``metrics`` holds the pure-numpy metric and calibration functions (also used by training to set
-thresholds and calibrate), ``datasets`` the corpus adapters, ``runner`` the aggregation and
-writers, ``plots`` the figures and ``command`` the ``deepfakescan eval`` subcommand.
+thresholds and calibrate), ``datasets`` the corpus adapters, ``runner`` the aggregation and its
+table, ``outputs`` the files ``--out`` writes, ``plots`` the figures (matplotlib, the ``[eval]``
+extra) and ``command`` the ``deepfakescan eval`` subcommand.
 """
 
 from .datasets import LabelledItem, detect_layout, load_dataset, sample_per_class
@@ -19,7 +20,8 @@ from .metrics import (
     roc_curve,
     threshold_metrics,
 )
-from .runner import EvalResult, ScoredItem, evaluate, format_table, write_outputs
+from .outputs import write_outputs
+from .runner import EvalResult, ScoredItem, evaluate, format_table
 
 __all__ = [
     "EvalResult",

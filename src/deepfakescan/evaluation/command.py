@@ -15,7 +15,8 @@ from typing import Any
 
 from ..errors import DeepfakescanError
 from .datasets import ASVSPOOF_SPLITS, LAYOUTS, load_dataset, sample_per_class
-from .runner import ScoreFn, evaluate, format_table, write_outputs
+from .outputs import PLOTS_EXTRA, write_outputs
+from .runner import EvalResult, ScoreFn, evaluate, format_table
 
 EXIT_OK = 0
 EXIT_NOTHING_SCORED = 1
@@ -124,15 +125,25 @@ def run(args: argparse.Namespace, score_fn: ScoreFn | None = None) -> int:
             seed=args.seed,
             progress=lambda done, total: bar.update(1),
         )
-    if args.out is not None:
-        write_outputs(result, args.out)
-    if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
-    else:
-        print(format_table(result))
-        if args.out is not None:
-            print(f"wrote {args.out}/metrics.json, metrics.md, scores.csv, roc.png, hist.png")
+    written = write_outputs(result, args.out) if args.out is not None else {}
+    _print_result(args, result, written)
     if not any(s.scored for s in result.items):
         print("error: no file could be scored; see the errors above", file=sys.stderr)
         return EXIT_NOTHING_SCORED
     return EXIT_OK
+
+
+def _print_result(args: argparse.Namespace, result: EvalResult, written: dict[str, Path]) -> None:
+    """The table (or metrics.json with ``--json``) on stdout, and what ``--out`` wrote."""
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(format_table(result))
+        if written:
+            print(f"wrote {args.out}/" + ", ".join(p.name for p in written.values()))
+    if written and "roc" not in written:
+        print(
+            "note: roc.png and hist.png were not drawn: matplotlib is not installed"
+            f" ({PLOTS_EXTRA})",
+            file=sys.stderr,
+        )

@@ -3,25 +3,28 @@
 We build ``Figure`` objects and an Agg canvas directly instead of using ``pyplot``: no global
 backend switch, no GUI, nothing left open, so evaluation can run in a worker or a test.
 matplotlib is imported inside the functions because it is slow to import and only ``--out``
-needs it.
+needs it; it comes with the ``[eval]`` extra, and ``available()`` says whether it is installed.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .datasets import REAL
 from .metrics import roc_auc, roc_curve
-
-if TYPE_CHECKING:
-    from .runner import EvalResult
+from .runner import EvalResult
 
 FIGSIZE = (6.4, 4.8)
 DPI = 120
 HIST_BINS = 20
+
+
+def available() -> bool:
+    """True when matplotlib is installed (``pip install 'deepfakescan[eval]'``)."""
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def _new_figure():

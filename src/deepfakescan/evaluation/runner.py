@@ -10,8 +10,6 @@ abstains on the hard half of a corpus must not look good for it.
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -36,7 +34,6 @@ DEFAULT_THRESHOLD = 0.5
 """Used only when neither an override nor the report carries a threshold (said in warnings)."""
 
 METRICS = ("auc", "eer", "ap", "accuracy", "precision", "recall", "fpr", "ece")
-RANKING_METRICS = ("auc", "eer", "ap")
 
 ScoreFn = Callable[[Path], Any]
 ProgressFn = Callable[[int, int], None]
@@ -394,38 +391,3 @@ def format_table(result: EvalResult, *, markdown: bool = False) -> str:
         if len(problems) > 10:
             footer.append(f"  ... and {len(problems) - 10} more")
     return "\n".join(lines + [""] + footer)
-
-
-SCORES_CSV_COLUMNS = ("path", "label", "family", "source", "fake_probability", "verdict", "error")
-
-
-def write_outputs(result: EvalResult, out_dir: str | Path) -> dict[str, Path]:
-    """Write metrics.json, metrics.md, scores.csv, roc.png and hist.png into ``out_dir``.
-
-    Returns the paths written, by name.
-    """
-    from .plots import plot_roc, plot_score_histogram
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "metrics": out / "metrics.json",
-        "table": out / "metrics.md",
-        "scores": out / "scores.csv",
-        "roc": out / "roc.png",
-        "hist": out / "hist.png",
-    }
-    paths["metrics"].write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
-    paths["table"].write_text(format_table(result, markdown=True) + "\n", encoding="utf-8")
-    with paths["scores"].open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(SCORES_CSV_COLUMNS)
-        for s in result.items:
-            prob = "" if s.fake_probability is None else f"{s.fake_probability:.6f}"
-            writer.writerow(
-                [s.item.path, s.item.label, s.item.family, s.item.source, prob]
-                + [s.verdict or "", s.error or ""]
-            )
-    plot_roc(result, paths["roc"])
-    plot_score_histogram(result, paths["hist"])
-    return paths

@@ -1,10 +1,11 @@
 """Glue between an upload and a stored report: save, validate, queue, scan, keep the evidence.
 
 An upload is written under a private directory (0700) with a random name (0600): the client's
-file name is only ever a display string. It is checked before it is queued (size, sniffed type,
-declared type, image header pixels) so that a bad file is refused at once with its HTTP status,
-and deleted when its scan ends, whatever the outcome. What the result views need (the report,
-a downscaled preview, heatmaps, thumbnails) is kept in the store until the retention sweep.
+file name is only ever a display string. It is checked before it is queued (``pipeline.check``:
+size, sniffed type, declared type, image header pixels) so that a bad file is refused at once
+with its HTTP status, and deleted when its scan ends, whatever the outcome. What the result
+views need (the report and its artifacts: a downscaled preview, heatmaps, thumbnails) is kept
+in the store until the retention sweep.
 
 Uploads live under the data directory rather than /tmp so that a scan left queued or running
 by a process that died can be picked up again at the next start (``recover``).
@@ -12,7 +13,6 @@ by a process that died can be picked up again at the next start (``recover``).
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import re
@@ -26,21 +26,13 @@ from typing import BinaryIO
 
 from .. import pipeline
 from ..config import Settings
-from ..errors import (
-    BadInput,
-    DeepfakescanError,
-    EmptyInput,
-    ScanCancelled,
-    TooLarge,
-)
-from ..report import Artifact, Report
+from ..errors import DeepfakescanError, EmptyInput, ScanCancelled, TooLarge
+from ..report import Report
 from .executor import Executor, ThreadExecutor
 from .store import ACTIVE, JobStore, ScanRecord
 
 log = logging.getLogger(__name__)
 
-PREVIEW_MAX_SIDE = 1024
-PREVIEW_NAME = "preview.jpg"
 MAX_ATTEMPTS = 2
 """A scan interrupted by a dying process is re-queued once; a second death marks it failed."""
 PROGRESS_INTERVAL_S = 0.25
@@ -182,17 +174,11 @@ class ScanService:
         self, stream: BinaryIO, *, client_name: str | None, kind: str | None = None
     ) -> ScanRecord:
         """Store, validate and queue one upload; raise its ``DeepfakescanError`` if refused."""
-        from ..media.source import MediaSource
-
-        if kind is not None and kind not in pipeline.MEDIA_KINDS:
-            raise BadInput(
-                f"unknown fileType {kind!r}; expected one of {list(pipeline.MEDIA_KINDS)}"
-            )
+        pipeline.check_kind(kind)  # before the upload is saved
         name = display_name(client_name)
         path = self._save(stream, name)
         try:
-            source = MediaSource.from_any(path, self.settings, name)
-            media_type = self._check(source, kind)
+            media_type = pipeline.check(path, kind, settings=self.settings, name=name).kind
             scan_id = uuid.uuid4().hex
             with self._events_lock:
                 self._events[scan_id] = threading.Event()
@@ -293,8 +279,6 @@ class ScanService:
                 settings=self.settings,
                 name=record.source_name,
             )
-            if report.media.type == "image":
-                self._add_preview(report, upload)
             artifacts = [
                 (a.name, a.kind, a.media_type, report.artifact_data[a.name])
                 for a in report.artifacts
@@ -317,35 +301,6 @@ class ScanService:
                 status=500,
             )
         return False
-
-    def _add_preview(self, report: Report, upload: Path) -> None:
-        """A JPEG of at most 1024 px, EXIF orientation applied, so boxes line up with it."""
-        from PIL import Image
-
-        from ..media.image import load_image
-        from ..media.source import MediaSource
-
-        if any(a.kind == "preview" for a in report.artifacts):
-            return
-        try:
-            image = load_image(MediaSource.from_any(upload, self.settings), self.settings)
-        except DeepfakescanError as e:  # the scan read it; a preview is a nicety
-            log.warning("no preview for %s: %s", report.source_name, e.message)
-            return
-        picture = Image.fromarray(image.rgb)
-        picture.thumbnail((PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE), Image.Resampling.LANCZOS)
-        buf = io.BytesIO()
-        picture.save(buf, "JPEG", quality=85)
-        report.add_artifact(
-            Artifact(
-                PREVIEW_NAME,
-                "preview",
-                "image/jpeg",
-                f"the image as analysed (EXIF orientation applied), at most {PREVIEW_MAX_SIDE}"
-                " px; face boxes are in the original's pixels",
-            ),
-            buf.getvalue(),
-        )
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -382,19 +337,3 @@ class ScanService:
             path.unlink(missing_ok=True)
             raise
         return path
-
-    def _check(self, source, kind: str | None) -> str:
-        """Sniff the type (415/422), match it to the declared type (400), check image pixels."""
-        from ..media.image import _open_checked
-        from ..media.sniff import sniff
-
-        sniffed = sniff(source)
-        if kind is not None and kind != sniffed.kind:
-            raise BadInput(
-                f"{source.name}: declared as {kind} but its content is {sniffed.kind}"
-                f" ({sniffed.format})"
-            )
-        if sniffed.kind == "image":
-            with source.open() as stream:
-                _open_checked(source, stream, sniffed.format, self.settings).close()
-        return sniffed.kind

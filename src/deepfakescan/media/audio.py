@@ -32,7 +32,7 @@ import soxr
 
 from ..config import Settings
 from ..errors import CorruptMedia, UnsupportedMedia
-from .sniff import Sniffed, decodable, open_av, sniff
+from .sniff import Sniffed, av_duration, decodable, open_av, sniff
 from .source import MediaSource
 
 SAMPLE_RATE = 16000
@@ -96,14 +96,6 @@ def _best_audio(container: av.container.InputContainer, source: MediaSource):
     return streams[0]
 
 
-def _av_duration(container, stream) -> float | None:
-    if stream.duration is not None and stream.time_base is not None:
-        return float(stream.duration * stream.time_base)
-    if container.duration is not None:
-        return container.duration / av.time_base
-    return None
-
-
 def probe_audio(source: MediaSource, *, sniffed: Sniffed | None = None) -> AudioInfo:
     """Read the header: format, native rate, channels, declared duration.
 
@@ -121,7 +113,7 @@ def probe_audio(source: MediaSource, *, sniffed: Sniffed | None = None) -> Audio
             format=sniffed.format,
             sample_rate=int(ctx.sample_rate or 0),
             channels=int(ctx.channels or 0),
-            duration_s=_av_duration(container, stream),
+            duration_s=av_duration(container, stream),
             codec=ctx.name,
         )
 
@@ -327,19 +319,6 @@ def open_audio_stream(
     """
     return AudioStream(
         source, settings, block_seconds=block_seconds, max_seconds=max_seconds, sniffed=sniffed
-    )
-
-
-def stream_audio(
-    source: MediaSource,
-    settings: Settings,
-    *,
-    block_seconds: float | None = None,
-    max_seconds: float | None = None,
-) -> Iterator[np.ndarray]:
-    """Mono float32 16 kHz blocks of ``source``; use :func:`open_audio_stream` for warnings."""
-    yield from open_audio_stream(
-        source, settings, block_seconds=block_seconds, max_seconds=max_seconds
     )
 
 

@@ -23,7 +23,7 @@ from PIL import Image, ImageFile, ImageOps
 
 from ..config import Settings
 from ..errors import CorruptMedia, TooLarge, UnsupportedMedia
-from .sniff import IMAGE_FORMATS, sniff
+from .sniff import sniff
 from .source import MediaSource
 
 # Pillow's format names for the formats sniff() reports: open() only tries these plugins
@@ -93,6 +93,15 @@ def load_image(source: MediaSource, settings: Settings) -> DecodedImage:
         height=arr.shape[0],
         orientation_applied=orientation_applied,
     )
+
+
+def check_image_header(source: MediaSource, fmt: str, settings: Settings) -> None:
+    """Refuse an image whose header declares too many pixels (413) or cannot be parsed (422).
+
+    Reads the header only, never a pixel: what an upload is checked for before it is queued.
+    """
+    with source.open() as stream:
+        _open_checked(source, stream, fmt, settings).close()
 
 
 def _open_checked(source: MediaSource, stream, fmt: str, settings: Settings) -> Image.Image:
@@ -188,4 +197,4 @@ def downscale_for_detection(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray,
     return np.ascontiguousarray(np.asarray(small, dtype=np.uint8)), scale
 
 
-__all__ = ["IMAGE_FORMATS", "DecodedImage", "downscale_for_detection", "load_image"]
+__all__ = ["DecodedImage", "check_image_header", "downscale_for_detection", "load_image"]

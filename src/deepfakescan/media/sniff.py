@@ -25,13 +25,8 @@ from typing import Literal
 import av
 
 from ..errors import CorruptMedia, UnsupportedMedia
+from ..report import MediaType as Kind
 from .source import MediaSource
-
-Kind = Literal["image", "audio", "video"]
-
-IMAGE_FORMATS = ("jpeg", "png", "webp", "bmp", "tiff", "gif")
-AUDIO_FORMATS = ("wav", "flac", "mp3", "ogg", "opus", "m4a")
-VIDEO_FORMATS = ("mp4", "mov", "webm", "mkv", "avi")
 
 ACCEPTED = (
     "images (JPEG, PNG, WebP, BMP, TIFF, GIF), audio (WAV, FLAC, MP3, Ogg Vorbis, Opus, M4A/AAC)"
@@ -84,6 +79,12 @@ class Sniffed:
     format: str
 
 
+_Found = tuple[Kind, str] | Literal[False] | None
+"""What one signature says: the kind and format, ``None`` when the bytes are not its own, or
+``False`` when they are (RIFF, EBML) but hold a type we do not decode: no later signature is
+tried then."""
+
+
 def sniff_bytes(head: bytes) -> tuple[Kind, str] | None:
     """Kind and format from the first bytes (magic numbers only), or ``None`` if unknown.
 
@@ -91,6 +92,14 @@ def sniff_bytes(head: bytes) -> tuple[Kind, str] | None:
     audio) that :func:`sniff` confirms from the streams. An ID3 tag gives ``("audio", "mp3")``
     here; :func:`sniff` looks past the tag.
     """
+    for signature in _SIGNATURES:
+        found = signature(head)
+        if found is not None:
+            return found or None
+    return None
+
+
+def _image_signature(head: bytes) -> _Found:
     if head.startswith(b"\xff\xd8\xff"):
         return "image", "jpeg"
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -101,28 +110,46 @@ def sniff_bytes(head: bytes) -> tuple[Kind, str] | None:
         return "image", "tiff"
     if head[:2] == b"BM" and len(head) >= 18 and _dib_size(head) in _BMP_DIB_SIZES:
         return "image", "bmp"
-    if head[:4] in (b"RIFF", b"RF64") and len(head) >= 12:
-        riff_type = head[8:12]
-        if riff_type == b"WAVE":
-            return "audio", "wav"
-        if riff_type == b"WEBP" and head[:4] == b"RIFF":
-            return "image", "webp"
-        if riff_type == b"AVI " and head[:4] == b"RIFF":
-            return "video", "avi"
+    return None
+
+
+def _riff_signature(head: bytes) -> _Found:
+    """WAV (RIFF or RF64), WebP and AVI share the RIFF envelope; its type says which."""
+    if head[:4] not in (b"RIFF", b"RF64") or len(head) < 12:
         return None
+    riff_type = head[8:12]
+    if riff_type == b"WAVE":
+        return "audio", "wav"
+    if riff_type == b"WEBP" and head[:4] == b"RIFF":
+        return "image", "webp"
+    if riff_type == b"AVI " and head[:4] == b"RIFF":
+        return "video", "avi"
+    return False
+
+
+def _flac_or_ogg_signature(head: bytes) -> _Found:
     if head.startswith(b"fLaC"):
         return "audio", "flac"
     if head.startswith(b"OggS"):
         is_opus = _ogg_first_packet(head).startswith(b"OpusHead")
         return "audio", "opus" if is_opus else "ogg"
-    if head.startswith(b"\x1a\x45\xdf\xa3"):
-        # the EBML header carries DocType "webm" or "matroska" in its first few dozen bytes
-        doc = head[:64]
-        if b"webm" in doc:
-            return "video", "webm"
-        if b"matroska" in doc:
-            return "video", "mkv"
+    return None
+
+
+def _ebml_signature(head: bytes) -> _Found:
+    """Matroska and WebM: the EBML header carries DocType in its first few dozen bytes."""
+    if not head.startswith(b"\x1a\x45\xdf\xa3"):
         return None
+    doc = head[:64]
+    if b"webm" in doc:
+        return "video", "webm"
+    if b"matroska" in doc:
+        return "video", "mkv"
+    return False
+
+
+def _iso_media_signature(head: bytes) -> _Found:
+    """MP4, M4A and MOV (an ``ftyp`` box and its brand), or old QuickTime without one."""
     if len(head) >= 12 and head[4:8] == b"ftyp":
         brand = head[8:12]
         if brand in (b"M4A ", b"M4B ", b"M4P "):
@@ -132,11 +159,24 @@ def sniff_bytes(head: bytes) -> tuple[Kind, str] | None:
         return "video", "mp4"
     if len(head) >= 8 and head[4:8] in _QUICKTIME_TOP_BOXES:
         return "video", "mov"  # old QuickTime files start straight with a box, no ftyp
-    if head.startswith(b"ID3"):
-        return "audio", "mp3"
-    if _is_mp3_frame(head):
+    return None
+
+
+def _mp3_signature(head: bytes) -> _Found:
+    if head.startswith(b"ID3") or _is_mp3_frame(head):
         return "audio", "mp3"
     return None
+
+
+_SIGNATURES = (
+    _image_signature,
+    _riff_signature,
+    _flac_or_ogg_signature,
+    _ebml_signature,
+    _iso_media_signature,
+    _mp3_signature,
+)
+"""Tried in this order; the first that recognises the bytes decides."""
 
 
 def _dib_size(head: bytes) -> int:
@@ -246,6 +286,15 @@ def decodable(stream: av.stream.Stream) -> bool:
     if stream.type == "video" and stream.disposition & av.stream.Disposition.attached_pic:
         return False
     return not (stream.type == "video" and (not ctx.width or not ctx.height))
+
+
+def av_duration(container: av.container.InputContainer, stream: av.stream.Stream) -> float | None:
+    """Seconds the header declares for ``stream`` (or the container), ``None`` when unknown."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
 
 
 def _kind_from_streams(source: MediaSource, fmt: str) -> Kind:

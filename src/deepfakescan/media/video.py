@@ -35,14 +35,14 @@ found and a warning. A video from which no frame decodes at all is ``CorruptMedi
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import av
 import numpy as np
 
 from ..config import Settings
 from ..errors import CorruptMedia, UnsupportedMedia
-from .sniff import Sniffed, decodable, open_av, sniff
+from .sniff import Sniffed, av_duration, decodable, open_av, sniff
 from .source import MediaSource
 
 MAX_FORWARD_S = 2.0
@@ -112,14 +112,6 @@ def _to_rgb(frame: av.VideoFrame, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(rgb)
 
 
-def _duration(container, stream) -> float | None:
-    if stream.duration is not None and stream.time_base is not None:
-        return float(stream.duration * stream.time_base)
-    if container.duration is not None:
-        return container.duration / av.time_base
-    return None
-
-
 def _first_frame(container, stream, source: MediaSource) -> av.VideoFrame:
     """Decode the first frame (for rotation, and to refuse undecodable video early)."""
     error = ""
@@ -151,12 +143,50 @@ def probe_video(source: MediaSource, *, sniffed: Sniffed | None = None) -> Video
             codec=stream.codec_context.name,
             width=width,
             height=height,
-            duration_s=_duration(container, stream),
+            duration_s=av_duration(container, stream),
             frame_rate=float(rate) if rate else None,
             frame_count=int(stream.frames) or None,
             rotation=rotation,
             has_audio=any(decodable(s) for s in container.streams.audio),
         )
+
+
+@dataclass
+class _Cursor:
+    """Where the decoder stands while sampling, and what it met on the way."""
+
+    decoder: Iterator[av.VideoFrame] | None = None
+    position: float = -1.0
+    """pts (s) of the last frame the decoder gave."""
+    skipped: list = field(default_factory=lambda: [0, ""])
+    """Damaged packets, and the first one's message."""
+    fallbacks: int = 0
+    """Targets that took the frame after the keyframe because the target was too far."""
+
+    def decode_to(
+        self, target: float, half_frame: float
+    ) -> tuple[av.VideoFrame | None, av.VideoFrame | None]:
+        """Decode forward to ``target``: (the frame chosen or ``None``, the last frame seen).
+
+        Falls back to the first frame decoded when reaching ``target`` would cost more than
+        ``MAX_FORWARD_S`` or ``MAX_FORWARD_FRAMES``; the decoder is then mid-GOP, so the next
+        target seeks.
+        """
+        first = last = None
+        count = 0
+        for frame in self.decoder:
+            if frame.time is None:
+                continue
+            self.position = float(frame.time)
+            first, last = first or frame, frame
+            count += 1
+            if self.position >= target - half_frame:
+                return frame, last
+            if target - float(first.time) > MAX_FORWARD_S or count > MAX_FORWARD_FRAMES:
+                self.fallbacks += 1
+                self.decoder = None
+                return first, last
+        return None, last
 
 
 class FrameSampler:
@@ -212,49 +242,13 @@ class FrameSampler:
     def _sample(self, container, stream) -> Iterator[Frame]:
         rate = stream.average_rate or stream.guessed_rate
         half_frame = 0.5 / float(rate) if rate else 0.02
-        decoder: Iterator[av.VideoFrame] | None = None
-        position = -1.0  # pts (s) of the last frame the decoder gave
-        skipped = [0, ""]  # damaged packets, first message
-        fallbacks = repeats = got = 0
+        cursor = _Cursor()
+        repeats = got = 0
         last_yielded = -float("inf")
         for index, target in enumerate(self.targets_s):
-            if decoder is None or not (position < target <= position + MAX_FORWARD_S):
-                try:
-                    container.seek(
-                        int(target / stream.time_base),
-                        stream=stream,
-                        backward=True,
-                        any_frame=False,
-                    )
-                except (av.error.FFmpegError, ValueError, OverflowError) as e:
-                    self.warnings.append(f"could not seek to {target:.2f} s: {e}; stopped there")
-                    break
-                decoder = self._decode(container, stream, skipped)
-            chosen, first, last, count = None, None, None, 0
-            for frame in decoder:
-                if frame.time is None:
-                    continue
-                position = float(frame.time)
-                first, last = first or frame, frame
-                count += 1
-                if position >= target - half_frame:
-                    chosen = frame
-                    break
-                if target - float(first.time) > MAX_FORWARD_S or count > MAX_FORWARD_FRAMES:
-                    chosen = first
-                    fallbacks += 1
-                    decoder = None  # the decoder is mid-GOP past first: seek next time
-                    break
+            chosen = self._frame_at(container, stream, cursor, target, half_frame, got)
             if chosen is None:
-                if last is not None and target - position <= 2 * half_frame + 1e-6:
-                    chosen = last  # the stream ends a hair before the target
-                else:
-                    declared = self.info.duration_s or 0.0
-                    self.warnings.append(
-                        f"the video stream ends near {max(position, 0.0):.2f} s although its header"
-                        f" declares {declared:.2f} s; {got} of {self.n} frames were sampled"
-                    )
-                    break
+                break
             if chosen.time <= last_yielded:
                 repeats += 1  # long GOP or damage: this target fell back onto a frame we gave
                 continue
@@ -263,21 +257,54 @@ class FrameSampler:
             yield Frame(
                 index=index, time_s=float(chosen.time), rgb=_to_rgb(chosen, _rotation(chosen))
             )
+        self._note_sampling(cursor, repeats)
+        if got == 0:
+            raise CorruptMedia(f"{self.source.name}: no video frame could be decoded")
+
+    def _frame_at(
+        self, container, stream, cursor: _Cursor, target: float, half_frame: float, got: int
+    ) -> av.VideoFrame | None:
+        """The frame for ``target`` (rule in the module docstring), or ``None`` when sampling
+        must stop there; a warning then says why."""
+        if cursor.decoder is None or not (
+            cursor.position < target <= cursor.position + MAX_FORWARD_S
+        ):
+            try:
+                container.seek(
+                    int(target / stream.time_base), stream=stream, backward=True, any_frame=False
+                )
+            except (av.error.FFmpegError, ValueError, OverflowError) as e:
+                self.warnings.append(f"could not seek to {target:.2f} s: {e}; stopped there")
+                return None
+            cursor.decoder = self._decode(container, stream, cursor.skipped)
+        chosen, last = cursor.decode_to(target, half_frame)
+        if chosen is not None:
+            return chosen
+        if last is not None and target - cursor.position <= 2 * half_frame + 1e-6:
+            return last  # the stream ends a hair before the target
+        declared = self.info.duration_s or 0.0
+        self.warnings.append(
+            f"the video stream ends near {max(cursor.position, 0.0):.2f} s although its header"
+            f" declares {declared:.2f} s; {got} of {self.n} frames were sampled"
+        )
+        return None
+
+    def _note_sampling(self, cursor: _Cursor, repeats: int) -> None:
+        """Warnings for what sampling met: damage, far keyframes, samples that repeated."""
+        skipped = cursor.skipped
         if skipped[0]:
             self.warnings.append(
                 f"skipped {skipped[0]} damaged video packet(s); first: {skipped[1]}"
             )
-        if fallbacks:
+        if cursor.fallbacks:
             self.warnings.append(
-                f"{fallbacks} frame(s) were taken at the keyframe before their target time"
+                f"{cursor.fallbacks} frame(s) were taken at the keyframe before their target time"
                 " (keyframes are far apart in this video)"
             )
         if repeats:
             self.warnings.append(
                 f"{repeats} sample(s) were dropped because they landed on a frame already taken"
             )
-        if got == 0:
-            raise CorruptMedia(f"{self.source.name}: no video frame could be decoded")
 
     @staticmethod
     def _decode(container, stream, skipped: list) -> Iterator[av.VideoFrame]:

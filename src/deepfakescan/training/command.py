@@ -1,144 +1,134 @@
-"""``deepfakescan train audio|export``: reproduce the shipped audio model.
+"""``deepfakescan train audio|image|image-family``: one command shape for every model.
 
-``deepfakescan train audio`` plans (or reads) the committed manifests, generates the fakes,
-caches features, trains with checkpoints (``--resume`` is the default: rerun the same
-command after an interruption), and exports ``audio.onnx`` + ``audio.json`` to
-``--models-dir``. ``deepfakescan train export --metrics eval/metrics.json`` re-exports a run
-with the test metrics that ``deepfakescan eval`` measured written into the card.
-``cli.py`` registers this with ``add_parser(subparsers)``; torch is imported only when run.
+Each model's subcommand takes its recipe options and these run options:
+
+- ``--run DIR``: the run directory (checkpoints, log, export); default
+  ``$DEEPFAKESCAN_CACHE_DIR/<model>/runs/main``, or ``runs/loo-SOURCE`` with ``--leave-out``.
+- ``--resume`` / ``--no-resume``: continue the run's checkpoint (the default: rerun the same
+  command after an interruption) or start from scratch.
+- ``--prepare-only`` (the data only: manifests, generated fakes, face crops), ``--export-only``
+  (export the run as it stands), ``--no-export`` (train only).
+- ``--out DIR``: where the bundle is exported; default ``<run>/export``. Nothing is written into
+  the package unless asked: the shipped models are reproduced with
+  ``--out src/deepfakescan/models``.
+- ``--metrics [NAME=]FILE``: a ``metrics.json`` of ``deepfakescan eval --out``, written into the
+  card on export (repeatable; a bare FILE is named ``test``).
+- ``--data-root DIR`` and ``--leave-out SOURCE`` (a generalisation run).
+
+``cli.py`` registers this with ``add_parser(subparsers)``. Building the parsers never imports
+torch (an optional extra): each model's ``command.run`` imports its training code when run.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .. import features as F
+from . import paths
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+LEAVE_OUT_RUN = "loo-{source}"
+"""Default run name of a ``--leave-out SOURCE`` run."""
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``train`` (subcommands ``audio`` and ``export``); returns the new parser."""
+    """Register ``train`` and one subcommand per model; returns the ``train`` parser."""
+    from .audio import command as audio
+    from .image import command as image
+
     parser = subparsers.add_parser(
         "train",
         help="train and export models (needs the [train] extra)",
-        description="Train the shipped models from ../shared/data (see the model cards).",
+        description=(
+            "Train the shipped models from the shared data (see the model cards). Every model "
+            "takes the same run options; rerun a command to resume it."
+        ),
     )
-    sub = parser.add_subparsers(dest="train_command", required=True)
-
-    p = sub.add_parser("audio", help="train the audio detector (seeded, resumable)")
-    _common(p)
-    p.add_argument("--epochs", type=int, help="default: the shipped recipe's (TrainConfig.epochs)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
-    p.add_argument("--jobs", type=int, default=2, help="processes for synthesis and features")
-    p.add_argument(
-        "--n-aug-real", type=int, default=5, help="augmented copies per recording (real or NSF)"
-    )
-    p.add_argument("--n-aug-fake", type=int, default=2, help="augmented copies per generated fake")
-    p.add_argument(
-        "--channels", default="16,32,48,64", help="CNN widths, stem then each residual stage"
-    )
-    p.add_argument(
-        "--features",
-        default=F.FEATURE_KIND,
-        choices=list(F.FEATURE_KINDS),
-        help=f"features the network reads (default {F.FEATURE_KIND})",
-    )
-    p.add_argument(
-        "--balance", type=float, default=0.5, help="source balancing exponent (0: classes only)"
-    )
-    p.add_argument(
-        "--leave-out", metavar="SOURCE", help="hold a source out (e.g. nsf-vocoded-fake)"
-    )
-    p.add_argument("--no-resume", dest="resume", action="store_false", help="start from scratch")
-    p.add_argument("--prepare-only", action="store_true", help="manifests + generated fakes only")
-    p.add_argument("--no-export", dest="export", action="store_false")
-    p.set_defaults(func=run, resume=True, export=True)
-
-    p = sub.add_parser("export", help="export a finished run to ONNX + model card")
-    _common(p)
-    p.add_argument("--metrics", type=Path, help="metrics.json from `deepfakescan eval --out`")
-    p.add_argument("--loo-metrics", type=Path, help="metrics.json of the leave-one-source-out run")
-    p.set_defaults(func=run)
-
-    from .image_command import add_image_parser
-
-    add_image_parser(sub)
+    sub = parser.add_subparsers(dest="model", required=True)
+    for name, module in (("audio", audio), ("image", image), ("image-family", image)):
+        p = module.add_parser(sub, name)
+        add_run_options(p, name)
+        p.set_defaults(func=_needs_torch(module.run), model=name)
     return parser
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    from .audio_data import DEFAULT_DATA_ROOT, DEFAULT_WORK_DIR
-
-    p.add_argument(
-        "--data-root", type=Path, default=DEFAULT_DATA_ROOT, help="default ../shared/data"
-    )
-    p.add_argument(
-        "--work-dir",
+def add_run_options(p: argparse.ArgumentParser, model: str) -> None:
+    """The options every model's subcommand shares (see the module docstring)."""
+    g = p.add_argument_group("run options (the same for every model)")
+    g.add_argument(
+        "--run",
         type=Path,
-        default=DEFAULT_WORK_DIR,
-        help="default ../cache/deepfakescan-audio",
+        metavar="DIR",
+        help=f"run directory (default $DEEPFAKESCAN_CACHE_DIR/{model}/runs/main,"
+        " or runs/loo-SOURCE with --leave-out)",
     )
-    p.add_argument(
-        "--run", default=None, help="run name under WORK/runs (default main, or loo-SOURCE)"
+    g.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="continue the run's checkpoint (default) or start from scratch",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS_DIR)
+    mode = g.add_mutually_exclusive_group()
+    mode.add_argument("--prepare-only", action="store_true", help="prepare the data only")
+    mode.add_argument("--export-only", action="store_true", help="export the run as it stands")
+    mode.add_argument("--no-export", dest="export", action="store_false", help="train only")
+    g.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="where the bundle is exported (default RUN/export; the shipped models:"
+        " --out src/deepfakescan/models)",
+    )
+    g.add_argument(
+        "--metrics",
+        action="append",
+        default=[],
+        metavar="[NAME=]FILE",
+        help="metrics.json of `deepfakescan eval --out`, written into the card on export"
+        " (repeatable; FILE alone is NAME=test)",
+    )
+    g.add_argument(
+        "--data-root",
+        type=Path,
+        metavar="DIR",
+        help=f"default ${paths.DATA_ROOT_ENV} or {paths.DEFAULT_DATA_ROOT}",
+    )
+    g.add_argument(
+        "--leave-out", metavar="SOURCE", help="hold a source out of train and val (generalisation)"
+    )
 
 
-def run(args: argparse.Namespace) -> int:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        print("error: training needs PyTorch: pip install 'deepfakescan[train]'", file=sys.stderr)
-        return 2
-    from .export import export_audio
-    from .synth_audio import MissingProgram
-    from .train_audio import TrainConfig, prepare, train
+def _needs_torch(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def run_with_torch(args: argparse.Namespace) -> int:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            print(
+                "error: training needs PyTorch: pip install 'deepfakescan[train]'", file=sys.stderr
+            )
+            return 2
+        return run(args)
 
-    run_name = args.run or (f"loo-{args.leave_out}" if getattr(args, "leave_out", None) else "main")
-    if args.train_command == "export":
-        cfg = TrainConfig(
-            data_root=args.data_root, work_dir=args.work_dir, run_name=run_name, seed=args.seed
-        )
-        metrics = json.loads(args.metrics.read_text()) if args.metrics else None
-        loo = json.loads(args.loo_metrics.read_text()) if args.loo_metrics else None
-        paths = export_audio(cfg.run_dir, args.models_dir, metrics=metrics, loo_metrics=loo)
-        print("\n".join(map(str, paths)))
-        return 0
-    cfg = TrainConfig(
-        data_root=args.data_root,
-        work_dir=args.work_dir,
-        run_name=run_name,
-        leave_out=args.leave_out,
-        epochs=args.epochs or TrainConfig.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        threads=args.threads,
-        channels=tuple(int(c) for c in args.channels.split(",")),
-        balance=args.balance,
-        features=args.features,
-        jobs=args.jobs,
-        n_aug_real=args.n_aug_real,
-        n_aug_fake=args.n_aug_fake,
-    )
-    try:
-        if args.prepare_only:
-            prepare(cfg)
-            return 0
-        run_dir = train(cfg, resume=args.resume)
-    except MissingProgram as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if args.export and not args.leave_out:
-        for path in export_audio(run_dir, args.models_dir):
-            print(path)
-    return 0
+    return run_with_torch
+
+
+def run_dir_for(args: argparse.Namespace, model: str) -> Path:
+    """``--run``, or the model's default run directory (a leave-out run gets its own)."""
+    if args.run:
+        return Path(args.run)
+    name = LEAVE_OUT_RUN.format(source=args.leave_out) if args.leave_out else paths.DEFAULT_RUN
+    return paths.run_dir(model, name)
+
+
+def out_dir_for(args: argparse.Namespace, run: Path) -> Path:
+    """``--out``, or ``<run>/export``: never the package unless asked."""
+    return Path(args.out) if args.out else paths.export_dir(run)
+
+
+def data_root_for(args: argparse.Namespace) -> Path:
+    return Path(args.data_root) if args.data_root else paths.data_root()
+
+
+__all__ = ["add_parser", "add_run_options", "data_root_for", "out_dir_for", "run_dir_for"]

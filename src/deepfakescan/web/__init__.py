@@ -1,8 +1,15 @@
-"""Web app and REST API (Flask app factory, as in the flaskr tutorial)."""
+"""Web app and REST API (Flask app factory, as in the flaskr tutorial).
+
+Flask is imported inside ``create_app``: the CLI imports ``web.serve`` to register ``serve``,
+and ``deepfakescan scan`` should not pay for loading Flask.
+"""
 
 from __future__ import annotations
 
-from flask import Flask
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 MiB = 1024 * 1024
 CSP = (
@@ -20,6 +27,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     The scan service is created once per app (``app.extensions["deepfakescan"]``; call its
     ``close()`` at shutdown); model sessions are cached per process by the bundle loader.
     """
+    from flask import Flask
+
     from ..config import Settings
     from ..jobs import ScanService
     from . import api, ui

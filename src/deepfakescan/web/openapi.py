@@ -1,8 +1,9 @@
 """The OpenAPI 3.1 document of the REST API, built in code beside the views it describes.
 
-Why in code: the schemas here are the ones the tests validate every response against, and a
-test checks that every route Flask knows under ``/api/v1`` (and ``/predict``) is described here
-and nothing else is, so the document cannot drift from the code unnoticed. The report itself is
+Why in code: its enums are the constants the code itself uses (``report``, ``jobs.store``,
+``detectors.bundle``), the schemas here are the ones the tests validate every response against,
+and a test checks that every route Flask knows under ``/api/v1`` (and ``/predict``) is described
+here and nothing else is, so the document cannot drift from the code unnoticed. The report itself is
 described by ``docs/report.schema.json`` (JSON Schema 2020-12), which the tests also apply.
 """
 
@@ -11,10 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from .. import __version__
+from ..detectors.bundle import MODEL_SOURCES
+from ..jobs.store import STATUSES
+from ..report import ARTIFACT_KINDS, MEDIA_KINDS, VERDICTS
 
-STATUS = ["queued", "running", "done", "failed", "cancelled"]
-VERDICT = ["real", "fake", "uncertain"]
-MEDIA = ["image", "audio", "video"]
 MAX_WAIT_S = 120
 
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
@@ -50,12 +51,12 @@ _ERROR_TEXT = {
 _SUMMARY_PROPS: dict[str, Any] = {
     "id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
     "url": {"type": "string", "description": "This scan's resource URL."},
-    "status": {"type": "string", "enum": STATUS},
+    "status": {"type": "string", "enum": list(STATUSES)},
     "progress": {"type": "number", "minimum": 0, "maximum": 1},
     "stage": {"type": "string", "description": "What the scan is doing (sniff, decode, ...)."},
     "source_name": {"type": "string", "description": "The uploaded file's name (display only)."},
-    "media_type": {"type": ["string", "null"], "enum": [*MEDIA, None]},
-    "verdict": {"type": ["string", "null"], "enum": [*VERDICT, None]},
+    "media_type": {"type": ["string", "null"], "enum": [*MEDIA_KINDS, None]},
+    "verdict": {"type": ["string", "null"], "enum": [*VERDICTS, None]},
     "fake_probability": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
     "created_at": {"type": "string", "format": "date-time"},
     "started_at": _NULLABLE_TIME,
@@ -83,7 +84,7 @@ SCHEMAS: dict[str, Any] = {
         "required": ["name", "kind", "media_type", "url"],
         "properties": {
             "name": {"type": "string"},
-            "kind": {"type": "string", "enum": ["heatmap", "thumbnail", "preview", "timeline"]},
+            "kind": {"type": "string", "enum": list(ARTIFACT_KINDS)},
             "media_type": {"type": "string"},
             "url": {"type": "string"},
         },
@@ -135,7 +136,7 @@ SCHEMAS: dict[str, Any] = {
                 "maximum": 1,
                 "description": "Calibrated probability of the predicted label.",
             },
-            "verdict": {"type": "string", "enum": VERDICT},
+            "verdict": {"type": "string", "enum": list(VERDICTS)},
             "scan_id": {"type": "string"},
         },
     },
@@ -146,7 +147,7 @@ SCHEMAS: dict[str, Any] = {
             "name": {"type": "string"},
             "version": {"type": ["string", "null"]},
             "task": {"type": ["string", "null"]},
-            "source": {"type": "string", "enum": ["shipped", "model_dir"]},
+            "source": {"type": "string", "enum": list(MODEL_SOURCES)},
             "valid": {"type": "boolean"},
             "problem": {"type": ["string", "null"]},
         },
@@ -183,7 +184,7 @@ _SCAN_ID = {
 
 def _upload(type_field: str, description: str) -> dict:
     """A multipart body: the file, and an optional declared media type checked against it."""
-    declared = {"type": "string", "enum": MEDIA, "description": description}
+    declared = {"type": "string", "enum": list(MEDIA_KINDS), "description": description}
     return {
         "required": True,
         "content": {

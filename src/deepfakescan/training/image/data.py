@@ -1,7 +1,8 @@
 """Image training data: split manifests, the face-crop cache, and the torch datasets.
 
-Manifests (``data/manifests/image_{train,val,test}.csv``) list *files*, relative to a data root
-(``../shared/data`` by default), with columns ``path,label,family,source,frame``: ``frame`` is
+Manifests (``data/manifests/image_{train,val,test}.csv``, read and written by
+:mod:`..manifest`) list *files*, relative to the data root, with columns
+``path,label,family,source,frame``: ``frame`` is
 empty for still images and, for training videos, the index of one of ``FRAMES_PER_CLIP`` frames
 sampled by :class:`deepfakescan.media.video.FrameSampler` (the same sampler as a scan). Splits
 are seeded and by identity where the data allow: FFHQ and StyleGAN2 files are independent
@@ -11,7 +12,7 @@ carry no identity, so by file as well, and a person may appear in two splits the
 Self-blended fakes are not in the manifests: they are made on the fly from the real faces of the
 same split, so train/val/test stay disjoint for them too.
 
-Face crops are cached (``/work/cache/image/crops`` by default, outside git, never committed):
+Face crops are cached (``$DEEPFAKESCAN_CACHE_DIR/image/crops``, outside git, never committed):
 each file is run once through :func:`deepfakescan.faces.detect_faces` and
 :func:`deepfakescan.faces.align_face` with the margin a scan uses, so training and inference
 crop identically. Files where no face is found are recorded as such and left out of training
@@ -20,18 +21,17 @@ crop identically. Files where no face is found are recorded as such and left out
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .synth_image import EVAL_CHAIN, TRAIN_CHAIN, ChainConfig, random_chain, self_blend
+from .synth import EVAL_CHAIN, TRAIN_CHAIN, ChainConfig, random_chain, self_blend
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,6 @@ FRAMES_PER_CLIP = 32
 """Frames sampled from each training clip (spread evenly over its duration)."""
 SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
 SPLITS = ("train", "val", "test")
-MANIFEST_FIELDS = ("path", "label", "family", "source", "frame")
 
 REAL, BLEND, GAN, EDITED = "real", "blend", "gan", "hand-edited"
 FAMILIES = (BLEND, GAN, EDITED)
@@ -77,6 +76,10 @@ class ManifestRow:
     def key(self) -> str:
         """Unique name of the crop: the path, plus ``#frame`` for video frames."""
         return self.path if self.frame is None else f"{self.path}#{self.frame}"
+
+    def sort_key(self) -> tuple[str, str, int]:
+        """The committed manifests' order: by source, path, frame (stills first)."""
+        return (self.source, self.path, -1 if self.frame is None else self.frame)
 
 
 # ---------------------------------------------------------------------------- manifests
@@ -146,37 +149,6 @@ def leave_one_out(
     }
 
 
-def write_manifest(rows: Iterable[ManifestRow], path: Path) -> None:
-    """Write rows as CSV (``MANIFEST_FIELDS``), in a stable order."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rows = sorted(rows, key=lambda r: (r.source, r.path, -1 if r.frame is None else r.frame))
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(MANIFEST_FIELDS)
-        for r in rows:
-            writer.writerow(
-                [r.path, r.label, r.family, r.source, "" if r.frame is None else r.frame]
-            )
-
-
-def read_manifest(path: Path) -> list[ManifestRow]:
-    """Rows of a manifest written by :func:`write_manifest`."""
-    with Path(path).open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if tuple(reader.fieldnames or ()) != MANIFEST_FIELDS:
-            raise ValueError(f"{path}: header must be {','.join(MANIFEST_FIELDS)}")
-        return [
-            ManifestRow(
-                row["path"],
-                int(row["label"]),
-                row["family"],
-                row["source"],
-                int(row["frame"]) if row["frame"] else None,
-            )
-            for row in reader
-        ]
-
-
 # ---------------------------------------------------------------------------- crop cache
 
 
@@ -198,7 +170,7 @@ def _cache_file(cache_dir: Path, key: str, size: int) -> Path:
 
 def _crop_one(rgb: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, float] | None:
     """Largest-confident face of an image, aligned: (crop, landmarks in crop, confidence)."""
-    from ..faces import align_face, detect_faces
+    from ...faces import align_face, detect_faces
 
     faces = detect_faces(rgb)
     if not faces:
@@ -218,9 +190,9 @@ def _read_still(path: Path) -> np.ndarray:
 
 def video_frames(path: Path, wanted: set[int], frames_per_clip: int) -> dict[int, np.ndarray]:
     """The ``wanted`` frames of a clip, sampled exactly as a scan of ``frames_per_clip`` would."""
-    from ..config import Settings
-    from ..media.source import MediaSource
-    from ..media.video import FrameSampler
+    from ...config import Settings
+    from ...media.source import MediaSource
+    from ...media.video import FrameSampler
 
     settings = dataclasses.replace(Settings.from_env(), max_video_frames=max(frames_per_clip, 1))
     sampler = FrameSampler(MediaSource.from_any(path, settings), frames_per_clip, settings)
@@ -293,7 +265,7 @@ def load_crops(
         path = _cache_file(cache_dir, r.key, size)
         if not path.exists():
             raise FileNotFoundError(
-                f"no cached crop for {r.key}; run `deepfakescan train image cache` first"
+                f"no cached crop for {r.key}; run `deepfakescan train image --prepare-only` first"
             )
         with np.load(path) as z:
             if not bool(z["found"]):
@@ -451,9 +423,7 @@ __all__ = [
     "load_crops",
     "make_manifests",
     "plan_epoch",
-    "read_manifest",
     "render_sample",
     "sample_source",
     "to_tensor_layout",
-    "write_manifest",
 ]

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from ..faces import MARGIN
+from ...faces import MARGIN
 
 BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
 """Maximum mask value, drawn uniformly from this list (SBI's choice; 1 is most common)."""

@@ -10,12 +10,12 @@ per source, with counts and 95% bootstrap intervals.
 Test metrics here are measured on the cached, aligned face crops (the crops a scan makes), with
 the self-blended fakes made from the test reals at a fixed seed, and scored by ONNX Runtime on
 the exported graph itself. ``deepfakescan eval`` on the test manifest measures the whole scan;
-its ``metrics.json`` can be merged into the card with ``metrics=``.
+its ``metrics.json`` can be merged into the card with ``extra_metrics=``
+(``deepfakescan train image --metrics NAME=FILE``).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import platform
 from collections.abc import Sequence
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..evaluation.metrics import (
+from ...evaluation.metrics import (
     VALIDATION_FPR_BUDGET,
     apply_temperature,
     bootstrap_ci,
@@ -35,10 +35,10 @@ from ..evaluation.metrics import (
     roc_auc,
     uncertain_band,
 )
-from .export import sha256_of
-from .image_data import FAMILIES, SBI_SOURCE, FaceCrop
-from .image_nets import IMAGENET_MEAN, IMAGENET_STD, CamNet
-from .train_image import AUC_PAIRS, TrainConfig, build_model, eval_dataset, eval_plan
+from ..onnx_export import check_round_trip, export_onnx, install_bundle, onnx_session, part_path
+from .data import FAMILIES, SBI_SOURCE, FaceCrop, sample_source
+from .nets import IMAGENET_MEAN, IMAGENET_STD, CamNet
+from .train import AUC_PAIRS, TrainConfig, build_model, eval_dataset, eval_plan
 
 VERSIONS = {"image": "0.2.0", "image-family": "0.1.0"}
 """Card versions of the shipped bundles (detector 0.2.0: retrained with every block trainable
@@ -79,44 +79,20 @@ def model_from_checkpoint(state: dict) -> tuple[CamNet, TrainConfig]:
     return net.eval(), config
 
 
-def export_onnx(net: CamNet, size: int, path: Path, *, opset: int = 17) -> Path:
-    """Write the two-output graph to ``path`` (dynamic batch) through a temporary file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    example = torch.zeros(1, 3, size, size)
-    with torch.no_grad():
-        torch.onnx.export(
-            ExportGraph(net.eval()),
-            (example,),
-            str(tmp),
-            input_names=["image"],
-            output_names=["logits", "cam"],
-            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}, "cam": {0: "batch"}},
-            opset_version=opset,
-            dynamo=False,
-        )
-    tmp.replace(path)
-    return path
+ROUND_TRIP_ATOL = 1e-3
+ORT_THREADS = 2
+"""ONNX Runtime threads for the round trip and for scoring the splits."""
 
 
-def onnx_session(path: Path, threads: int = 2):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def round_trip_error(net: CamNet, path: Path, x: np.ndarray) -> dict[str, float]:
-    """Largest |ONNX Runtime - PyTorch| of each output on the batch ``x``."""
-    got = onnx_session(path).run(None, {"image": x.astype(np.float32)})
-    with torch.no_grad():
-        want = [t.numpy() for t in net.eval()(torch.from_numpy(x.astype(np.float32)))]
-    return {
-        name: float(np.max(np.abs(g - w)))
-        for name, g, w in zip(("logits", "cam"), got, want, strict=True)
-    }
+def export_graph(net: CamNet, size: int, path: Path) -> Path:
+    """Write the two-output graph (``image`` -> ``logits``, ``cam``; dynamic batch) to ``path``."""
+    return export_onnx(
+        ExportGraph(net.eval()),
+        torch.zeros(1, 3, size, size),
+        path,
+        input_name="image",
+        output_names=("logits", "cam"),
+    )
 
 
 def score_onnx(
@@ -131,8 +107,6 @@ def score_onnx(
         x = np.stack([it[0] for it in items])
         logits.append(session.run(["logits"], {"image": x})[0])
         targets += [it[1] for it in items]
-    from .image_data import sample_source
-
     sources = [sample_source(crops[s.crop], s.blend) for s in plan]
     return np.concatenate(logits), np.asarray(targets), sources
 
@@ -239,18 +213,18 @@ def export_image_model(
     extra_metrics: dict | None = None,
     seed: int = 2024,
 ) -> tuple[Path, Path]:
-    """Export ``checkpoint`` to ``dest_dir/name.onnx`` + ``name.json``; returns both paths."""
-    net, config = model_from_checkpoint(checkpoint)
-    dest_dir = Path(dest_dir)
-    onnx_path = export_onnx(net, config.size, dest_dir / f"{name}.onnx.part")
-    x = np.random.default_rng(0).normal(size=(2, 3, config.size, config.size)).astype(np.float32)
-    errors = round_trip_error(net, onnx_path, x)
-    if max(errors.values()) > 1e-3:
-        raise RuntimeError(f"ONNX and PyTorch disagree: {errors}")
-    session = onnx_session(onnx_path)
+    """Export ``checkpoint`` to ``dest_dir/name.onnx`` + ``name.json``; returns both paths.
 
-    val_logits, val_targets, val_sources = score_onnx(session, val_crops, config, seed=seed)
-    test_logits, test_targets, test_sources = score_onnx(session, test_crops, config, seed=seed + 1)
+    Steps: graph (checked against PyTorch) -> scores of the validation and test splits by
+    ONNX Runtime -> calibration, threshold and test metrics -> card -> install.
+    """
+    net, config = model_from_checkpoint(checkpoint)
+    graph = export_graph(net, config.size, part_path(dest_dir, name))
+    x = np.random.default_rng(0).normal(size=(2, 3, config.size, config.size)).astype(np.float32)
+    errors = check_round_trip(net, graph, x, atol=ROUND_TRIP_ATOL, threads=ORT_THREADS)
+    session = onnx_session(graph, ORT_THREADS)
+    val = score_onnx(session, val_crops, config, seed=seed)
+    test = score_onnx(session, test_crops, config, seed=seed + 1)
     metrics: dict[str, Any] = {
         "measured_on": (
             "test split (data/manifests/image_test*.csv): aligned face crops as a scan makes "
@@ -260,55 +234,81 @@ def export_image_model(
         "round_trip_max_abs_error": errors,
         "training_history": checkpoint.get("history", []),
     }
-    if config.task == "detector":
-        try:
-            temperature = fit_temperature(val_logits[:, 0], val_targets)
-            calibration = {"method": "temperature", "temperature": round(temperature, 6)}
-        except ValueError as e:  # an untrained or broken model: say so, do not pretend
-            temperature, calibration = 1.0, {"method": "none"}
-            metrics["calibration_failed"] = str(e)
-        val_probs = apply_temperature(val_logits[:, 0], temperature)
-        threshold = pick_threshold_at_fpr(val_probs[val_targets == 0], VALIDATION_FPR_BUDGET)
-        probs = apply_temperature(test_logits[:, 0], temperature)
-        metrics["test"] = detector_metrics(probs, test_targets, test_sources, threshold)
-        metrics["validation"] = {
-            "fpr_at_threshold": float((val_probs[val_targets == 0] >= threshold).mean()),
-            "n_real": int((val_targets == 0).sum()),
-        }
-        labels = ["real", "fake"]
-        outputs = [{"name": "logits", "kind": "logit"}, {"name": "cam", "kind": "map"}]
-        band = [round(b, 4) for b in uncertain_band(threshold)]
-        task, description = (
-            "image-detector",
-            (
-                "Probability that an aligned face crop is manipulated (EfficientNet-Lite0, "
-                f"{config.size} px), and a class-activation map (logit units, stride 32) of where."
-            ),
-        )
-    else:
-        temperature = fit_multiclass_temperature(val_logits, val_targets)
-        z = test_logits / temperature
-        probs = np.exp(z - z.max(axis=1, keepdims=True))
-        probs /= probs.sum(axis=1, keepdims=True)
-        metrics["test"] = family_metrics(probs, test_targets)
-        calibration = {"method": "temperature", "temperature": round(temperature, 6)}
-        labels = list(FAMILIES)
-        outputs = [{"name": "logits", "kind": "logits"}, {"name": "cam", "kind": "map"}]
-        threshold, band = OTHER_BELOW, [OTHER_BELOW, OTHER_BELOW]
-        task, description = (
-            "image-family",
-            (
-                "Family of a face the detector judged fake: blend (face swap), gan (generated), "
-                f"hand-edited; 'other' when the top probability is below {OTHER_BELOW}."
-            ),
-        )
+    calibrate = detector_head if config.task == "detector" else family_head
+    head = calibrate(val, test, metrics, config)
     if extra_metrics:
         metrics["eval"] = extra_metrics
-    card = {
+    card = image_card(name, config, checkpoint["config"], head, command, metrics)
+    return install_bundle(graph, card, dest_dir, name)
+
+
+Scored = tuple[np.ndarray, np.ndarray, list[str]]
+"""Logits, targets and sources of a split, as :func:`score_onnx` returns them."""
+
+
+def detector_head(val: Scored, test: Scored, metrics: dict, config: TrainConfig) -> dict:
+    """Temperature, the threshold at the validation FPR budget, and the test metrics (added to
+    ``metrics``); returns the card's fields that depend on the task."""
+    (val_logits, val_targets, _), (test_logits, test_targets, test_sources) = val, test
+    try:
+        temperature = fit_temperature(val_logits[:, 0], val_targets)
+        calibration = {"method": "temperature", "temperature": round(temperature, 6)}
+    except ValueError as e:  # an untrained or broken model: say so, do not pretend
+        temperature, calibration = 1.0, {"method": "none"}
+        metrics["calibration_failed"] = str(e)
+    val_probs = apply_temperature(val_logits[:, 0], temperature)
+    threshold = pick_threshold_at_fpr(val_probs[val_targets == 0], VALIDATION_FPR_BUDGET)
+    probs = apply_temperature(test_logits[:, 0], temperature)
+    metrics["test"] = detector_metrics(probs, test_targets, test_sources, threshold)
+    metrics["validation"] = {
+        "fpr_at_threshold": float((val_probs[val_targets == 0] >= threshold).mean()),
+        "n_real": int((val_targets == 0).sum()),
+    }
+    return {
+        "task": "image-detector",
+        "description": (
+            "Probability that an aligned face crop is manipulated (EfficientNet-Lite0, "
+            f"{config.size} px), and a class-activation map (logit units, stride 32) of where."
+        ),
+        "outputs": [{"name": "logits", "kind": "logit"}, {"name": "cam", "kind": "map"}],
+        "labels": ["real", "fake"],
+        "calibration": calibration,
+        "threshold": threshold,
+        "uncertain_band": [round(b, 4) for b in uncertain_band(threshold)],
+    }
+
+
+def family_head(val: Scored, test: Scored, metrics: dict, config: TrainConfig) -> dict:
+    """Multi-class temperature and the test confusion matrix (added to ``metrics``)."""
+    (val_logits, val_targets, _), (test_logits, test_targets, _) = val, test
+    temperature = fit_multiclass_temperature(val_logits, val_targets)
+    z = test_logits / temperature
+    probs = np.exp(z - z.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    metrics["test"] = family_metrics(probs, test_targets)
+    return {
+        "task": "image-family",
+        "description": (
+            "Family of a face the detector judged fake: blend (face swap), gan (generated), "
+            f"hand-edited; 'other' when the top probability is below {OTHER_BELOW}."
+        ),
+        "outputs": [{"name": "logits", "kind": "logits"}, {"name": "cam", "kind": "map"}],
+        "labels": list(FAMILIES),
+        "calibration": {"method": "temperature", "temperature": round(temperature, 6)},
+        "threshold": OTHER_BELOW,
+        "uncertain_band": [OTHER_BELOW, OTHER_BELOW],
+    }
+
+
+def image_card(
+    name: str, config: TrainConfig, saved_config: dict, head: dict, command: str, metrics: dict
+) -> dict[str, Any]:
+    """The model card (without its sha256, which :func:`install_bundle` adds)."""
+    return {
         "name": name,
         "version": VERSIONS.get(name, "0.1.0"),  # leave-one-out runs: not shipped
-        "task": task,
-        "description": description,
+        "task": head["task"],
+        "description": head["description"],
         "inputs": [
             {
                 "name": "image",
@@ -324,11 +324,11 @@ def export_image_model(
                 },
             }
         ],
-        "outputs": outputs,
-        "labels": labels,
-        "calibration": calibration,
-        "threshold": round(float(threshold), 6),
-        "uncertain_band": band,
+        "outputs": head["outputs"],
+        "labels": head["labels"],
+        "calibration": head["calibration"],
+        "threshold": round(float(head["threshold"]), 6),
+        "uncertain_band": head["uncertain_band"],
         "training": {
             "sources": [
                 {"name": s, "licence": lic}
@@ -336,30 +336,23 @@ def export_image_model(
                 if s in config.weights
             ],
             "command": command,
-            "config": {k: v for k, v in checkpoint["config"].items()},
+            "config": dict(saved_config),
         },
         "metrics": metrics,
         "licence": LICENCE,
     }
-    final = dest_dir / f"{name}.onnx"
-    onnx_path.replace(final)
-    card["sha256"] = sha256_of(final)
-    card_path = dest_dir / f"{name}.json"
-    tmp = card_path.with_name(card_path.name + ".tmp")
-    tmp.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(card_path)
-    return final, card_path
 
 
 __all__ = [
     "ExportGraph",
+    "detector_head",
     "detector_metrics",
+    "export_graph",
     "export_image_model",
-    "export_onnx",
+    "family_head",
     "family_metrics",
     "fit_multiclass_temperature",
+    "image_card",
     "model_from_checkpoint",
-    "onnx_session",
-    "round_trip_error",
     "score_onnx",
 ]

@@ -1,14 +1,14 @@
 """Train the image detector (real vs fake face) and the manipulation-family classifier.
 
-One loop serves both models (``task="detector"``: one logit of "fake", binary cross-entropy;
-``task="family"``: one logit per :data:`~.image_data.FAMILIES`, cross-entropy on fakes only).
-Every sample is drawn by :func:`~.image_data.plan_epoch` with fixed shares per source, rendered
+One set of steps serves both models (``task="detector"``: one logit of "fake", binary
+cross-entropy; ``task="family"``: one logit per :data:`~.data.FAMILIES`, cross-entropy on fakes
+only). Every sample is drawn by :func:`~.data.plan_epoch` with fixed shares per source, rendered
 through the same random chain whatever its class, and seeded by ``(seed, epoch, index)``.
 
-Long CPU runs get cut, so the loop checkpoints (``last.pt``: weights, optimiser, position in the
-epoch, best score so far, history) every ``checkpoint_minutes`` and at each epoch end, and
-``resume=True`` continues from the exact sample where it stopped; the learning rate is a pure
-function of the global step, so there is no scheduler state to lose. The best epoch on the
+Long CPU runs get cut, so the shared loop (:mod:`..checkpoint`) checkpoints every
+``checkpoint_minutes`` and at each epoch end, and ``resume=True`` continues from the exact
+sample where it stopped; the learning rate is a pure function of the global step, so there is
+no scheduler state to lose. The best epoch on the
 validation split (mean of the per-source AUCs, or macro recall for the classifier: every source
 counts the same, which favours generalisation over the largest source) is kept as ``best.pt``.
 """
@@ -19,8 +19,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,9 +28,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from ..evaluation.metrics import roc_auc
-from .allocator import reuse_freed_memory
-from .image_data import (
+from ...evaluation.metrics import roc_auc
+from .. import checkpoint
+from ..allocator import reuse_freed_memory
+from ..checkpoint import CHECKPOINT, EpochSummary, LoopOptions
+from .data import (
     FAMILIES,
     SBI_SOURCE,
     FaceCrop,
@@ -42,8 +42,8 @@ from .image_data import (
     plan_epoch,
     sample_source,
 )
-from .image_nets import IMAGENET_MEAN, IMAGENET_STD, CamNet, freeze_early, set_train_mode
-from .synth_image import EVAL_CHAIN
+from .nets import IMAGENET_MEAN, IMAGENET_STD, CamNet, freeze_early, set_train_mode
+from .synth import EVAL_CHAIN
 
 log = logging.getLogger("deepfakescan.train.image")
 
@@ -67,9 +67,6 @@ AUC_PAIRS = {
 }
 """Per-source AUCs: each fake source against the reals it should be told apart from (the same
 capture/format where one exists, so a format shortcut cannot score)."""
-
-CHECKPOINT = "last.pt"
-BEST = "best.pt"
 
 
 @dataclass(frozen=True)
@@ -269,22 +266,12 @@ def validation_summary(
     return float(np.mean(list(recalls.values()))), {"recall": recalls}
 
 
-def _save(path: Path, state: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # atomic: a cut during the save keeps the previous checkpoint
-
-
 def _setup_logging(out_dir: Path) -> logging.Handler:
     handler = logging.FileHandler(out_dir / "train.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     return handler
-
-
-def load_checkpoint(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=False)
 
 
 def train(
@@ -314,57 +301,64 @@ def _train(config, train_crops, val_crops, out_dir: Path, options: RunOptions) -
         torch.set_num_threads(options.threads)
     torch.manual_seed(config.seed)
     device = pick_device(options.device)
-    model = build_model(config).to(device, memory_format=CHANNELS_LAST)
-    optimizer = _optimizer(model, config)
-    steps_per_epoch = math.ceil(config.epoch_size / config.batch_size)
-    total_steps = config.epochs * steps_per_epoch
-    state = {"epoch": 0, "index": 0, "step": 0, "best": -1.0, "history": []}
-
-    ckpt = out_dir / CHECKPOINT
-    if options.resume and ckpt.exists():
-        saved = load_checkpoint(ckpt)
-        if saved["config"] != dataclasses.asdict(config):
-            raise ValueError(
-                f"{ckpt} was written with another configuration; use another --run or --no-resume"
-                f" (saved {saved['config']}, now {dataclasses.asdict(config)})"
-            )
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        if "torch_rng" in saved:  # dropout masks continue as if never cut
-            torch.set_rng_state(saved["torch_rng"])
-        state = {k: saved[k] for k in state}
-        log.info("resumed from %s: epoch %d, sample %d", ckpt, state["epoch"], state["index"])
-    else:
+    steps = ImageSteps(config, train_crops, val_crops, device, workers=options.workers)
+    if not (options.resume and (out_dir / CHECKPOINT).exists()):
         log.info("config %s", json.dumps(dataclasses.asdict(config)))
-    log.info(
-        "device %s, %d train crops, %d val crops, %d steps/epoch",
-        device,
-        len(train_crops),
-        len(val_crops),
-        steps_per_epoch,
+    loop = LoopOptions(
+        epochs=config.epochs,
+        resume=options.resume,
+        checkpoint_minutes=options.checkpoint_minutes,
+        max_steps=options.max_steps,
+        log_every=10,
     )
-
-    def snapshot() -> dict:
-        return {
-            "config": dataclasses.asdict(config),
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            **state,
-        }
-
-    val_plan = eval_plan(val_crops, config.task)
-    last_save = time.monotonic()
-    steps_this_call = 0
     reuse_freed_memory()
-    while state["epoch"] < config.epochs:
-        epoch = state["epoch"]
+    return checkpoint.run(steps, dataclasses.asdict(config), out_dir, loop, log=log.info)
+
+
+class ImageSteps:
+    """The image nets' steps for :func:`checkpoint.run`.
+
+    Every sample is a pure function of ``(seed, epoch, index)`` (plan and rendering), so an
+    epoch restarts at any sample; the learning rate is a pure function of the global step, so
+    there is no scheduler state to lose.
+    """
+
+    scheduler = None
+    replace_best_on_tie = False
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        train_crops: Sequence[FaceCrop],
+        val_crops: Sequence[FaceCrop],
+        device: torch.device,
+        *,
+        workers: int = 1,
+    ) -> None:
+        self.config, self.device, self.workers = config, device, workers
+        self.train_crops, self.val_crops = train_crops, val_crops
+        self.model = build_model(config).to(device, memory_format=CHANNELS_LAST)
+        self.optimizer = _optimizer(self.model, config)
+        self.steps_per_epoch = math.ceil(config.epoch_size / config.batch_size)
+        self.total_steps = config.epochs * self.steps_per_epoch
+        self.val_plan = eval_plan(val_crops, config.task)
+        log.info(
+            "device %s, %d train crops, %d val crops, %d steps/epoch",
+            device,
+            len(train_crops),
+            len(val_crops),
+            self.steps_per_epoch,
+        )
+
+    def epoch(self, epoch: int, start: int):
+        """The epoch's seeded plan from sample ``start`` on, through a ``DataLoader``."""
+        config = self.config
         rng = np.random.default_rng([config.seed, epoch, 7])
-        plan = plan_epoch(train_crops, config.weights, config.epoch_size, rng)
+        plan = plan_epoch(self.train_crops, config.weights, config.epoch_size, rng)
         if config.task == "family":
-            plan = [s for s in plan if s.blend or train_crops[s.crop].row.label == 1]
+            plan = [s for s in plan if s.blend or self.train_crops[s.crop].row.label == 1]
         ds = FaceDataset(
-            train_crops,
+            self.train_crops,
             plan,
             size=config.size,
             task=config.task,
@@ -373,76 +367,57 @@ def _train(config, train_crops, val_crops, out_dir: Path, options: RunOptions) -
             mean=IMAGENET_MEAN,
             std=IMAGENET_STD,
         )
-        start = state["index"]
         loader = DataLoader(
             Subset(ds, range(start, len(ds))),
             batch_size=config.batch_size,
-            num_workers=options.workers,
+            num_workers=self.workers,
             persistent_workers=False,
         )
-        set_train_mode(model, config.frozen_blocks)
-        t0, seen, loss_sum = time.monotonic(), 0, 0.0
-        for x, y, _ in loader:
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(
-                    state["step"], total_steps, group["peak"], config.warmup_steps
-                )
-            logits, _cam = model(x.to(device, memory_format=CHANNELS_LAST))
-            loss = _loss(config.task, logits, y.to(device), config.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            state["step"] += 1
-            state["index"] += len(y)
-            seen += len(y)
-            loss_sum += float(loss.detach()) * len(y)
-            steps_this_call += 1
-            if state["step"] % 10 == 0:
-                rate = seen / (time.monotonic() - t0)
-                log.info(
-                    "epoch %d step %d loss %.4f (%.1f samples/s)",
-                    epoch,
-                    state["step"],
-                    loss_sum / seen,
-                    rate,
-                )
-            if time.monotonic() - last_save > options.checkpoint_minutes * 60:
-                _save(ckpt, snapshot())
-                last_save = time.monotonic()
-            if options.max_steps is not None and steps_this_call >= options.max_steps:
-                _save(ckpt, snapshot())
-                log.info("stopped after %d steps (max_steps); resumable", steps_this_call)
-                return snapshot()
-        train_s = time.monotonic() - t0
+        set_train_mode(self.model, config.frozen_blocks)
+        return iter(loader)
+
+    def step(self, batch, step: int) -> tuple[float, int]:
+        x, y, _ = batch
+        config = self.config
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(step, self.total_steps, group["peak"], config.warmup_steps)
+        logits, _cam = self.model(x.to(self.device, memory_format=CHANNELS_LAST))
+        loss = _loss(config.task, logits, y.to(self.device), config.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.detach()), len(y)
+
+    def end_epoch(self, summary: EpochSummary) -> tuple[float, dict]:
+        """Validation score (mean per-source AUC, or macro recall) and the history record."""
         logits, targets, sources = predict(
-            model, val_crops, val_plan, config, device=device, workers=options.workers
+            self.model,
+            self.val_crops,
+            self.val_plan,
+            self.config,
+            device=self.device,
+            workers=self.workers,
         )
-        score, metrics = validation_summary(config, logits, targets, sources)
+        score, metrics = validation_summary(self.config, logits, targets, sources)
         record = {
-            "epoch": epoch,
-            "train_loss": loss_sum / max(seen, 1),
-            "train_s": round(train_s, 1),
-            "samples_per_s": round(seen / max(train_s, 1e-9), 2),
+            "epoch": summary.epoch,
+            "train_loss": summary.loss,
+            "train_s": round(summary.seconds, 1),
+            "samples_per_s": round(summary.samples / max(summary.seconds, 1e-9), 2),
             "val_score": score,
             **metrics,
         }
-        state["history"].append(record)
-        state["epoch"], state["index"] = epoch + 1, 0
-        if score > state["best"]:
-            state["best"] = score
-            _save(out_dir / BEST, snapshot())
-        _save(ckpt, snapshot())
-        last_save = time.monotonic()
-        with (out_dir / "history.jsonl").open("a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-        log.info("epoch %d done in %.0f s: val %s", epoch, train_s, json.dumps(record))
-    return snapshot()
+        log.info(
+            "epoch %d done in %.0f s: val %s", summary.epoch, summary.seconds, json.dumps(record)
+        )
+        return score, record
 
 
 __all__ = [
     "AUC_PAIRS",
     "DETECTOR_WEIGHTS",
     "FAMILY_WEIGHTS",
+    "ImageSteps",
     "RunOptions",
     "TrainConfig",
     "build_model",
@@ -450,7 +425,6 @@ __all__ = [
     "eval_dataset",
     "eval_plan",
     "learning_rate",
-    "load_checkpoint",
     "pick_device",
     "predict",
     "source_aucs",

@@ -64,7 +64,7 @@ def serve(settings: Settings) -> None:
     """Run until Ctrl+C or SIGTERM, then let running scans reach a stage boundary and stop."""
     from waitress import create_server
 
-    from ..web import create_app
+    from . import create_app
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -1,11 +1,12 @@
-"""The audio corpus: speaker-disjoint splits, generated fakes, the augmentation chain, features.
+"""The audio corpus: speaker-disjoint splits, generated fakes, window and feature caches.
 
 Three steps, each resumable (files that exist are kept):
 
-1. :func:`plan_corpus` decides, from the file names under ``--data-root`` and a seed, which
+1. :func:`plan_corpus` decides, from the file names under the data root and a seed, which
    recording goes to train / val / test (by speaker) and which fakes are made from it. The
-   result is written as committed manifests ``data/manifests/audio_*.csv`` with columns
-   ``path,label,family,source,speaker,origin``. ``path`` is relative to the *work dir*, where
+   result is written as committed manifests ``data/manifests/audio_*.csv`` (through
+   :mod:`..manifest`) with columns ``path,label,family,source,speaker,origin``. ``path`` is
+   relative to the *work dir* (``$DEEPFAKESCAN_CACHE_DIR/audio``), where
    ``speech/`` links to the data root and ``generated/`` holds the fakes we make, so
    ``deepfakescan eval WORK/audio_test.csv`` reads the same files the card reports on.
 2. :func:`generate` makes every ``generated/...`` file from its ``origin`` (vocoder
@@ -14,9 +15,9 @@ Three steps, each resumable (files that exist are kept):
    trains on the train split's real speech.
 3. :func:`build_split_cache` decodes each file exactly as ``scan()`` does
    (``media.audio.load_audio``), pushes training clips through the same random chain whatever
-   their class, cuts windows with :class:`features.Windower` and keeps the voiced ones as
-   float32 samples in ``WORK/cache/<split>-windows-*.npz``; :func:`featurise` turns them into
-   ``features.window_features`` (cached beside them).
+   their class (:mod:`.augment`), cuts windows with :class:`features.Windower` and keeps the
+   voiced ones as float32 samples in ``WORK/cache/<split>-windows-*.npz``; :func:`featurise`
+   turns them into ``features.window_features`` (cached beside them).
 
 Splits: LibriSpeech by speaker id (one utterance per speaker); FSDD by speaker (george,
 jackson, lucas, nicolas train; theo val; yweweler test); LJSpeech is one speaker, split by file
@@ -27,42 +28,32 @@ is test-only.
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import hashlib
-import io
 import json
 import os
 import zlib
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .. import features as F
-from ..config import Settings
-from . import synth_audio as S
+from ... import features as F
+from ...config import Settings
+from .. import paths
+from . import synth as S
+from .augment import augment
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_DATA_ROOT = REPO_ROOT / ".." / "shared" / "data"
-"""``--data-root``: the shared corpora (``speech/<source>/...``); never copied into the repo."""
-DEFAULT_WORK_DIR = REPO_ROOT / ".." / "cache" / "deepfakescan-audio"
-"""``--work-dir``: generated fakes, feature caches, checkpoints (outside git)."""
-MANIFEST_DIR = REPO_ROOT / "data" / "manifests"
-COLUMNS = ("path", "label", "family", "source", "speaker", "origin")
 SPLITS = ("train", "val", "test")
 
 NEURAL_FAMILY = "tinynsf"
-"""Copy-synthesis through our own small neural source-filter vocoder (``neural_vocoder.py``)."""
+"""Copy-synthesis through our own small neural source-filter vocoder (``vocoders/``)."""
 COPY_FAMILIES = (*S.VOCODER_FAMILIES, NEURAL_FAMILY)
 """Fakes made from every real recording that gets fakes, one per family."""
 VOCODER_FILE = "vocoder/tinynsf.pt"
 VOCODER_SOURCES = ("librispeech-real", "ljspeech-real")
 MAX_SYNTH_SECONDS = 10.0
 """Fakes made from a real recording use its first 10 s (after trimming silence)."""
-TRAIN_CROP_SECONDS = 8.0
-"""Training clips are cropped at random to this, so no long file dominates an epoch."""
 FSDD_SPEAKERS = {
     "train": ("george", "jackson", "lucas", "nicolas"),
     "val": ("theo",),
@@ -73,6 +64,7 @@ FSDD_FAKE_PER_SPEAKER = {"train": 40, "val": 12, "test": 20}
 NSF_SPEAKERS = {"train": ("bdl", "clb"), "val": ("rms",), "test": ("slt",)}
 LIBRI_FRACTIONS = (0.7, 0.15, 0.15)
 ESPEAK_COUNT = {"train": 200, "val": 40, "test": 60}
+FESTIVAL_TAKES = {"train": 2, "val": 1, "test": 3}
 LEAVE_OUT_SOURCE = "nsf-vocoded-fake"
 
 
@@ -116,86 +108,97 @@ def _lj_texts(data_root: Path) -> list[str]:
     return texts
 
 
-def plan_corpus(data_root: Path, seed: int = 0) -> dict[str, list[Row]]:
-    """Every file of every split, deterministic given the data root's file names and ``seed``."""
-    speech = data_root / "speech"
-    rows: dict[str, list[Row]] = {s: [] for s in SPLITS}
+def _tts_texts(data_root: Path) -> list[str]:
+    """What the TTS families say: our sentences, then LJSpeech's transcripts."""
+    return list(S.SENTENCES) + _lj_texts(data_root)
 
-    def add_real_and_fakes(split: str, rel: str, source: str, speaker: str, fakes: bool) -> None:
-        rows[split].append(Row(rel, "real", "real", source, speaker))
-        if fakes:
-            stem = Path(rel).stem
-            for fam in COPY_FAMILIES:
-                path = f"generated/{fam}/{source}/{stem}.wav"
-                rows[split].append(Row(path, "fake", fam, f"{fam}/{source}", speaker, rel))
 
-    # LibriSpeech: by speaker id (file names are speaker-chapter-utterance)
-    libri = sorted((speech / "librispeech-real").glob("*.flac"))
-    speakers = sorted({p.name.split("-")[0] for p in libri})
+Planned = Iterator[tuple[str, Row]]
+"""(split, row) pairs, in manifest order."""
+
+
+def _real_and_fakes(split: str, rel: str, source: str, speaker: str, fakes: bool) -> Planned:
+    """A real recording and, when ``fakes``, one copy of it per :data:`COPY_FAMILIES`."""
+    yield split, Row(rel, "real", "real", source, speaker)
+    if fakes:
+        stem = Path(rel).stem
+        for fam in COPY_FAMILIES:
+            path = f"generated/{fam}/{source}/{stem}.wav"
+            yield split, Row(path, "fake", fam, f"{fam}/{source}", speaker, rel)
+
+
+def _plan_librispeech(data_root: Path, seed: int) -> Planned:
+    """By speaker id (file names are speaker-chapter-utterance), in :data:`LIBRI_FRACTIONS`."""
+    files = sorted((data_root / "speech" / "librispeech-real").glob("*.flac"))
+    speakers = sorted({p.name.split("-")[0] for p in files})
     order = _rng(seed, "libri").permutation(len(speakers))
     n_train = int(round(LIBRI_FRACTIONS[0] * len(speakers)))
     n_val = int(round(LIBRI_FRACTIONS[1] * len(speakers)))
-    libri_split = {}
-    for rank, i in enumerate(order):
-        libri_split[speakers[i]] = (
-            "train" if rank < n_train else "val" if rank < n_train + n_val else "test"
-        )
-    for p in libri:
+    split_of = {
+        speakers[i]: "train" if rank < n_train else "val" if rank < n_train + n_val else "test"
+        for rank, i in enumerate(order)
+    }
+    for p in files:
         spk = p.name.split("-")[0]
-        add_real_and_fakes(
-            libri_split[spk], f"speech/librispeech-real/{p.name}", "librispeech-real", spk, True
-        )
+        rel = f"speech/librispeech-real/{p.name}"
+        yield from _real_and_fakes(split_of[spk], rel, "librispeech-real", spk, True)
 
-    # LJSpeech: one speaker, split by file
-    lj = sorted((speech / "ljspeech-real").glob("*.wav"))
-    for i, p in enumerate(lj):
+
+def _plan_ljspeech(data_root: Path, seed: int) -> Planned:
+    """One speaker, so split by file (it cannot be speaker-held-out)."""
+    files = sorted((data_root / "speech" / "ljspeech-real").glob("*.wav"))
+    for i, p in enumerate(files):
         split = (
-            "train" if i < int(0.625 * len(lj)) else "val" if i < int(0.8125 * len(lj)) else "test"
+            "train"
+            if i < int(0.625 * len(files))
+            else "val"
+            if i < int(0.8125 * len(files))
+            else "test"
         )
-        add_real_and_fakes(split, f"speech/ljspeech-real/{p.name}", "ljspeech-real", "lj", True)
+        yield from _real_and_fakes(
+            split, f"speech/ljspeech-real/{p.name}", "ljspeech-real", "lj", True
+        )
 
-    # FSDD: by speaker; a seeded subset of each speaker's 500 clips
+
+def _plan_fsdd(data_root: Path, seed: int) -> Planned:
+    """By speaker; a seeded subset of each speaker's 500 clips, the first few with fakes."""
     for split, spks in FSDD_SPEAKERS.items():
         for spk in spks:
-            files = sorted((speech / "fsdd-real").glob(f"*_{spk}_*.wav"))
+            files = sorted((data_root / "speech" / "fsdd-real").glob(f"*_{spk}_*.wav"))
             pick = _rng(seed, "fsdd", spk).permutation(len(files))[: FSDD_REAL_PER_SPEAKER[split]]
             for k, i in enumerate(sorted(pick)):
                 rel = f"speech/fsdd-real/{files[i].name}"
-                add_real_and_fakes(split, rel, "fsdd-real", spk, k < FSDD_FAKE_PER_SPEAKER[split])
+                yield from _real_and_fakes(
+                    split, rel, "fsdd-real", spk, k < FSDD_FAKE_PER_SPEAKER[split]
+                )
 
-    # collected fakes: NSF vocoders on CMU ARCTIC, by ARCTIC speaker
-    for p in sorted((speech / "nsf-vocoded-fake").glob("*.wav")):
+
+def _plan_nsf(data_root: Path, seed: int) -> Planned:
+    """Collected fakes (NSF vocoders on CMU ARCTIC), by ARCTIC speaker."""
+    for p in sorted((data_root / "speech" / "nsf-vocoded-fake").glob("*.wav")):
         spk = p.stem.split("_arctic_")[0].rsplit("_", 1)[-1]
         split = next((s for s, v in NSF_SPEAKERS.items() if spk in v), None)
         if split:
-            rows[split].append(
-                Row(f"speech/nsf-vocoded-fake/{p.name}", "fake", "nsf", "nsf-vocoded-fake", spk)
+            rel = f"speech/nsf-vocoded-fake/{p.name}"
+            yield split, Row(rel, "fake", "nsf", "nsf-vocoded-fake", spk)
+
+
+def _plan_libritts(data_root: Path, seed: int) -> Planned:
+    """LibriTTS reals and their neural-vocoder copies: evaluation only."""
+    for source, label, family in (
+        ("libritts-real", "real", "real"),
+        ("libritts-vocoded-fake", "fake", "libritts-vocoder"),
+    ):
+        for p in sorted((data_root / "speech" / source).glob("*.flac")):
+            yield (
+                "test",
+                Row(f"speech/{source}/{p.name}", label, family, source, p.stem.split("_")[0]),
             )
 
-    # LibriTTS real + its neural-vocoder copy: evaluation only
-    for p in sorted((speech / "libritts-real").glob("*.flac")):
-        rows["test"].append(
-            Row(
-                f"speech/libritts-real/{p.name}",
-                "real",
-                "real",
-                "libritts-real",
-                p.stem.split("_")[0],
-            )
-        )
-    for p in sorted((speech / "libritts-vocoded-fake").glob("*.flac")):
-        rows["test"].append(
-            Row(
-                f"speech/libritts-vocoded-fake/{p.name}",
-                "fake",
-                "libritts-vocoder",
-                "libritts-vocoded-fake",
-                p.stem.split("_")[0],
-            )
-        )
 
-    # TTS: espeak-ng by variant, festival by sentence
-    texts = list(S.SENTENCES) + _lj_texts(data_root)
+def _plan_espeak(data_root: Path, seed: int) -> Planned:
+    """espeak-ng: voices drawn at random, split by variant (the variant is the "speaker")."""
+    texts = _tts_texts(data_root)
     for split in SPLITS:
         rng = _rng(seed, "espeak", split)
         variants = S.ESPEAK_VARIANTS[split]
@@ -204,18 +207,39 @@ def plan_corpus(data_root: Path, seed: int = 0) -> dict[str, list[Row]]:
             variant = variants[k % len(variants)]
             t = int(rng.integers(len(texts)))
             name = f"generated/espeak/{split}/{k:04d}_{voice}+{variant}.wav"
-            rows[split].append(
-                Row(name, "fake", "espeak", "espeak", variant, f"espeak:{voice}+{variant}:{t}")
+            yield (
+                split,
+                Row(name, "fake", "espeak", "espeak", variant, f"espeak:{voice}+{variant}:{t}"),
             )
-    n = len(texts)
-    fest_split = {i: "train" if i % 5 < 3 else "val" if i % 5 == 3 else "test" for i in range(n)}
-    for i in range(n):
-        split = fest_split[i]
-        for rep in range({"train": 2, "val": 1, "test": 3}[split]):
+
+
+def _plan_festival(data_root: Path, seed: int) -> Planned:
+    """festival (one voice): split by sentence, several takes of each."""
+    for i in range(len(_tts_texts(data_root))):
+        split = "train" if i % 5 < 3 else "val" if i % 5 == 3 else "test"
+        for rep in range(FESTIVAL_TAKES[split]):
             name = f"generated/festival/{split}/{i:03d}_{rep}.wav"
-            rows[split].append(
-                Row(name, "fake", "festival", "festival", "kal", f"festival:kal:{i}:{rep}")
-            )
+            yield split, Row(name, "fake", "festival", "festival", "kal", f"festival:kal:{i}:{rep}")
+
+
+PLANNERS = (
+    _plan_librispeech,
+    _plan_ljspeech,
+    _plan_fsdd,
+    _plan_nsf,
+    _plan_libritts,
+    _plan_espeak,
+    _plan_festival,
+)
+"""One per source, in manifest order."""
+
+
+def plan_corpus(data_root: Path, seed: int = 0) -> dict[str, list[Row]]:
+    """Every file of every split, deterministic given the data root's file names and ``seed``."""
+    rows: dict[str, list[Row]] = {s: [] for s in SPLITS}
+    for planner in PLANNERS:
+        for split, row in planner(Path(data_root), seed):
+            rows[split].append(row)
     return rows
 
 
@@ -234,7 +258,7 @@ def ensure_vocoder(train_rows: list[Row], work_dir: Path, seed: int = 0, log=pri
     ``tinynsf`` fake, in every split, is made by this one model."""
     if (work_dir / VOCODER_FILE).is_file():
         return
-    from . import neural_vocoder as NV
+    from ..vocoders import train as NV
 
     clips = vocoder_clips(train_rows, work_dir)
     log(f"training the tinynsf vocoder on {len(clips)} train-split recordings")
@@ -254,27 +278,15 @@ def leave_one_out(
     }
 
 
-def write_manifest(path: Path, rows: Iterable[Row]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
-        w.writeheader()
-        for r in rows:
-            w.writerow(asdict(r))
-
-
-def read_manifest(path: Path) -> list[Row]:
-    with path.open(newline="", encoding="utf-8") as f:
-        return [Row(**{k: row.get(k, "") or "" for k in COLUMNS}) for row in csv.DictReader(f)]
-
-
-def manifest_paths(manifest_dir: Path = MANIFEST_DIR) -> dict[str, Path]:
+def manifest_paths(manifest_dir: Path | None = None) -> dict[str, Path]:
+    """The six audio manifests (``train``... and ``loo_train``...) in ``manifest_dir``."""
+    manifest_dir = paths.manifest_dir() if manifest_dir is None else Path(manifest_dir)
     names = {s: f"audio_{s}.csv" for s in SPLITS}
     names |= {f"loo_{s}": f"audio_loo_{s}.csv" for s in SPLITS}
     return {k: manifest_dir / v for k, v in names.items()}
 
 
-def prepare_work_dir(work_dir: Path, data_root: Path, manifest_dir: Path = MANIFEST_DIR) -> None:
+def prepare_work_dir(work_dir: Path, data_root: Path, manifest_dir: Path | None = None) -> None:
     """Link ``WORK/speech`` to the data root and copy the manifests beside it, so manifest paths
     resolve for training and for ``deepfakescan eval`` without copying a single recording."""
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -325,7 +337,7 @@ def _make_one(args: tuple[str, str, str, int]) -> str | None:
 def _tinynsf(model_path: Path, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     import torch
 
-    from . import neural_vocoder as NV
+    from ..vocoders import train as NV
 
     torch.set_num_threads(1)  # one generating process per core already
     return NV.vocode(NV.load_vocoder(str(model_path)), y, rng)
@@ -337,7 +349,7 @@ _TEXTS: list[str] | None = None
 def _texts(work: str) -> list[str]:
     global _TEXTS
     if _TEXTS is None:
-        _TEXTS = list(S.SENTENCES) + _lj_texts(Path(work).resolve() / "speech" / "..")
+        _TEXTS = _tts_texts(Path(work).resolve() / "speech" / "..")
     return _TEXTS
 
 
@@ -368,129 +380,11 @@ def generate(
 
 def decode(path: Path, settings: Settings | None = None) -> np.ndarray:
     """16 kHz mono float32 exactly as ``scan()`` decodes it (same reader, same resampler)."""
-    from ..media.audio import load_audio
-    from ..media.source import MediaSource
+    from ...media.audio import load_audio
+    from ...media.source import MediaSource
 
     settings = settings or Settings()
     return load_audio(MediaSource.from_any(path, settings), settings).samples
-
-
-# ----------------------------------------------------------------------- augmentation chain
-
-
-def _codec_roundtrip(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Encode with MP3, Opus or AAC at a random bitrate through PyAV and decode back."""
-    import av
-
-    fmt, codec, rate = [
-        ("mp3", "libmp3lame", 16000),
-        ("ogg", "libopus", 16000),
-        ("adts", "aac", 16000),
-    ][int(rng.integers(3))]
-    bitrate = int(rng.choice([16, 24, 32, 48, 64, 96, 128])) * 1000
-    buf = io.BytesIO()
-    with av.open(buf, "w", format=fmt) as out:
-        stream = out.add_stream(codec, rate=rate, layout="mono")
-        stream.bit_rate = bitrate
-        frame_len = 960 if codec == "libopus" else 1152 if codec == "libmp3lame" else 1024
-        pcm = np.clip(y, -1, 1).astype(np.float32)
-        fmt_name = stream.codec_context.format.name if stream.codec_context.format else "fltp"
-        for i, start in enumerate(range(0, len(pcm), frame_len)):
-            chunk = pcm[start : start + frame_len]
-            if len(chunk) < frame_len:
-                chunk = np.pad(chunk, (0, frame_len - len(chunk)))
-            if fmt_name == "s16":
-                frame = av.AudioFrame.from_ndarray(
-                    (chunk * 32767).astype(np.int16)[None], format="s16", layout="mono"
-                )
-            else:
-                frame = av.AudioFrame.from_ndarray(
-                    chunk[None], format="fltp" if fmt_name == "fltp" else "flt", layout="mono"
-                )
-            frame.sample_rate = rate
-            frame.pts = i * frame_len
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    buf.seek(0)
-    blocks = []
-    with av.open(buf) as inp:
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=F.SAMPLE_RATE)
-        for frame in inp.decode(audio=0):
-            for rf in resampler.resample(frame):
-                blocks.append(rf.to_ndarray().reshape(-1))
-    out_y = np.concatenate(blocks).astype(np.float32) if blocks else y
-    # codecs add a delay: align roughly by cross-correlation of the first second
-    n = min(len(y), F.SAMPLE_RATE)
-    if len(out_y) > n:
-        lag_max = min(2048, len(out_y) - n)
-        corr = [float(np.dot(out_y[k : k + n], y[:n])) for k in range(0, lag_max, 8)]
-        lag = 8 * int(np.argmax(corr))
-        out_y = out_y[lag:]
-    out_y = out_y[: len(y)]
-    return np.pad(out_y, (0, len(y) - len(out_y))) if len(out_y) < len(y) else out_y
-
-
-def _reverb(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Exponentially decaying noise as a room impulse response (RT60 0.15-0.7 s)."""
-    from scipy.signal import fftconvolve
-
-    rt60 = rng.uniform(0.15, 0.7)
-    n = int(rt60 * F.SAMPLE_RATE)
-    t = np.arange(n) / F.SAMPLE_RATE
-    rir = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)
-    rir[0] = 1.0 / rng.uniform(0.3, 1.0)
-    wet = fftconvolve(y, rir)[: len(y)]
-    return (wet / (np.abs(wet).max() + 1e-9) * np.abs(y).max()).astype(np.float32)
-
-
-def _band_limit(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    import soxr
-    from scipy.signal import butter, sosfilt
-
-    if rng.random() < 0.6:
-        sr = int(rng.choice([8000, 11025, 12000]))
-        down = soxr.resample(y, F.SAMPLE_RATE, sr)
-        return soxr.resample(down, sr, F.SAMPLE_RATE)[: len(y)].astype(np.float32)
-    lo = rng.uniform(50, 300)
-    hi = rng.uniform(3400, 7500)
-    sos = butter(4, [lo, hi], btype="band", fs=F.SAMPLE_RATE, output="sos")
-    return sosfilt(sos, y).astype(np.float32)
-
-
-def augment(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The random chain every training clip goes through, real or fake alike.
-
-    Trim silence, random crop, gain, band-limit/resample, reverberation, noise at a random SNR,
-    lossy codec, then a tiny noise floor (TTS has exact-zero silences; real rooms never do).
-    """
-    y = S.trim_silence(y)
-    crop = int(TRAIN_CROP_SECONDS * F.SAMPLE_RATE)
-    if len(y) > crop:
-        start = int(rng.integers(0, len(y) - crop))
-        y = y[start : start + crop]
-    peak = np.abs(y).max(initial=0.0)
-    if peak > 0:
-        y = y / peak * 10 ** (rng.uniform(-24, -1) / 20)
-    if rng.random() < 0.5:
-        y = _band_limit(y, rng)
-    if rng.random() < 0.3:
-        y = _reverb(y, rng)
-    if rng.random() < 0.5:
-        snr = rng.uniform(5, 40)
-        noise = rng.standard_normal(len(y))
-        if rng.random() < 0.5:  # pinkish
-            noise = np.cumsum(noise)
-            noise -= np.convolve(noise, np.ones(64) / 64, mode="same")
-        p_sig = np.mean(y**2) + 1e-12
-        noise *= np.sqrt(p_sig / 10 ** (snr / 10) / (np.mean(noise**2) + 1e-12))
-        y = y + noise
-    if rng.random() < 0.5:
-        with contextlib.suppress(Exception):  # an encoder missing from a PyAV build: skip
-            y = _codec_roundtrip(y, rng)
-    y = y + rng.standard_normal(len(y)) * 10 ** (rng.uniform(-85, -65) / 20)
-    return np.clip(y, -1, 1).astype(np.float32)
 
 
 # --------------------------------------------------------------------------- window caches

@@ -1,4 +1,4 @@
-"""Networks trained here and exported to ONNX (audio for now; image nets join later).
+"""The audio detector's network, trained here and exported to ONNX.
 
 ``AudioResNet``: a compact residual 2D CNN over one window of ``features.window_features``.
 Small on purpose (0.12 M parameters; 25 M multiply-adds per 2 s spectrogram window, 14-17 M
@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .. import features as F
+from ... import features as F
 
 
 class ResBlock(nn.Module):

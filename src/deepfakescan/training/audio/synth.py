@@ -35,7 +35,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from ..features import SAMPLE_RATE
+from ...features import SAMPLE_RATE
 
 VOCODER_FAMILIES = ("griffinlim", "world", "lpc", "hnm")
 TTS_PROGRAMS = {"espeak": ("espeak-ng", "espeak-ng"), "festival": ("text2wave", "festival")}
@@ -124,15 +124,6 @@ SENTENCES = (
     "The team won the final match after a long and difficult season.",
     "Do not open the door until the machine has stopped completely.",
 )
-
-
-def load_mono16k(path: str | Path) -> np.ndarray:
-    """Decode a WAV/FLAC file to float32 16 kHz mono (training-side reader for known files)."""
-    y, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    y = y.mean(axis=1)
-    if sr != SAMPLE_RATE:
-        y = soxr.resample(y, sr, SAMPLE_RATE).astype(np.float32)
-    return y
 
 
 def trim_silence(y: np.ndarray, top_db: float = 35.0) -> np.ndarray:

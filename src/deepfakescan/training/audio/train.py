@@ -1,37 +1,51 @@
-"""Train the audio detector: seeded, checkpointed every epoch, resumable, CPU-sized.
+"""Train the audio detector: seeded, checkpointed, resumable, CPU-sized.
 
 Steps (each a small function): plan/generate the corpus -> cache window features ->
-train ``AudioResNet`` on augmented windows -> choose the best epoch by validation file-level
-EER -> fit Platt calibration and the threshold on validation files scored exactly as ``scan()``
-scores them -> save ``final.pt`` + ``calibration.json`` in the run directory. ``export.py``
-turns that into ``audio.onnx`` + ``audio.json``.
+train ``AudioResNet`` on augmented windows through the shared loop (:mod:`..checkpoint`) ->
+choose the best epoch by validation file-level EER -> fit Platt calibration and the threshold
+on validation files scored exactly as ``scan()`` scores them -> save ``final.pt`` +
+``calibration.json`` in the run directory. ``export.py`` turns that into ``audio.onnx`` +
+``audio.json``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from .. import features as F
-from ..detectors.audio import file_logit
-from ..evaluation import metrics as M
-from . import audio_data as D
-from .allocator import reuse_freed_memory
+from ... import features as F
+from ...detectors.audio import file_logit
+from ...evaluation import metrics as M
+from .. import checkpoint, paths
+from ..allocator import reuse_freed_memory
+from ..checkpoint import BEST, EpochSummary, LoopOptions, load_checkpoint
+from ..manifest import read_manifest, write_manifest
+from . import data as D
 from .nets import AudioResNet, count_parameters
+
+MODEL = "audio"
+"""The model's name: its bundle, and its folder under ``$DEEPFAKESCAN_CACHE_DIR``."""
 
 
 @dataclass
 class TrainConfig:
-    data_root: Path = D.DEFAULT_DATA_ROOT
-    work_dir: Path = D.DEFAULT_WORK_DIR
-    run_name: str = "main"
+    data_root: Path = field(default_factory=paths.data_root)
+    work_dir: Path = field(default_factory=lambda: paths.model_cache(MODEL))
+    """Generated fakes, window and feature caches, the vocoder (shared by every run)."""
+    run_dir: Path = field(default_factory=lambda: paths.run_dir(MODEL))
+    """Checkpoints, log, ``final.pt`` and ``calibration.json`` of this run."""
     leave_out: str | None = None
     """A source (``nsf-vocoded-fake``) to hold out of train and val for the generalisation run."""
     epochs: int = 18
@@ -57,9 +71,19 @@ class TrainConfig:
     """Cap (a seeded subset) to keep an epoch short; None keeps all."""
     manifests: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.work_dir) / "runs" / self.run_name
+    RUN_FIELDS: ClassVar[tuple[str, ...]] = (
+        "data_root",
+        "work_dir",
+        "run_dir",
+        "threads",
+        "jobs",
+        "manifests",
+    )
+    """Where and how fast a run goes: not part of the recipe a checkpoint is checked against."""
+
+    def recipe(self) -> dict[str, Any]:
+        """What decides the weights (saved in every checkpoint, compared on resume)."""
+        return {k: v for k, v in asdict(self).items() if k not in self.RUN_FIELDS}
 
 
 def _log(run_dir: Path):
@@ -77,16 +101,16 @@ def _log(run_dir: Path):
 
 def load_splits(cfg: TrainConfig) -> dict[str, list[D.Row]]:
     """Rows per split from the committed manifests (planned afresh if they are missing)."""
-    paths = D.manifest_paths()
-    prefix = ""  # the leave-one-out run filters the main splits (same cached windows)
-    if not all(paths[prefix + s].is_file() for s in D.SPLITS):
+    manifests = D.manifest_paths()
+    if not all(manifests[s].is_file() for s in D.SPLITS):
         rows = D.plan_corpus(Path(cfg.data_root), cfg.seed)
         loo = D.leave_one_out(rows)
         for s in D.SPLITS:
-            D.write_manifest(paths[s], rows[s])
-            D.write_manifest(paths["loo_" + s], loo[s])
-    cfg.manifests = {s: str(paths[prefix + s].relative_to(D.REPO_ROOT)) for s in D.SPLITS}
-    return {s: D.read_manifest(paths[prefix + s]) for s in D.SPLITS}
+            write_manifest(manifests[s], rows[s], D.Row)
+            write_manifest(manifests["loo_" + s], loo[s], D.Row)
+    # the leave-one-out run filters the main splits (same cached windows)
+    cfg.manifests = {s: str(manifests[s]) for s in D.SPLITS}
+    return {s: read_manifest(manifests[s], D.Row) for s in D.SPLITS}
 
 
 def prepare(cfg: TrainConfig, log=print) -> dict[str, list[D.Row]]:
@@ -112,19 +136,24 @@ convolutions, batch norms and stem pooling on channels-last tensors 1.8x faster 
 the weights, the exported graph and ``scan()`` are the same."""
 
 
+def _mask_draws(n: int, rows: int, frames: int, g: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """Start and width of one time mask and one row mask for each of ``n`` windows."""
+    t0 = torch.randint(0, frames - 20, (n,), generator=g)
+    tw = torch.randint(0, 21, (n,), generator=g)
+    c0 = torch.randint(0, rows - 4, (n,), generator=g)
+    cw = torch.randint(0, 5, (n,), generator=g)
+    return t0, tw, c0, cw
+
+
 def _spec_augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """One random time mask (<= 20 frames) and one mask of <= 4 rows (coefficients or bins)."""
     n, _, c, t = x.shape
-    x = x.clone()
-    t0 = torch.randint(0, t - 20, (n,), generator=g)
-    tw = torch.randint(0, 21, (n,), generator=g)
-    c0 = torch.randint(0, c - 4, (n,), generator=g)
-    cw = torch.randint(0, 5, (n,), generator=g)
+    t0, tw, c0, cw = _mask_draws(n, c, t, g)
     ar_t = torch.arange(t)[None, :]
     ar_c = torch.arange(c)[None, :]
     mt = (ar_t >= t0[:, None]) & (ar_t < (t0 + tw)[:, None])
     mc = (ar_c >= c0[:, None]) & (ar_c < (c0 + cw)[:, None])
-    x = x.masked_fill(mt[:, None, None, :], 0.0)
+    x = x.clone().masked_fill(mt[:, None, None, :], 0.0)
     return x.masked_fill(mc[:, None, :, None], 0.0)
 
 
@@ -165,41 +194,72 @@ def _val_metrics(model, val: dict, rows: list[D.Row]) -> dict:
     }
 
 
-def _checkpoint(path: Path, **state) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+@dataclass
+class AudioSteps:
+    """The audio net's steps for :func:`checkpoint.run`: shuffled windows with SpecAugment
+    masks, an optional per-step LR scheduler (OneCycleLR in a run), validation by file EER.
 
+    Epoch ``e`` draws its order and its masks from one generator seeded ``seed * 1000 + e``;
+    resuming inside an epoch replays the masks of the batches already trained, so a resumed
+    epoch sees the windows and masks an uncut one would.
+    """
 
-def run_epoch(
-    model: nn.Module,
-    opt,
-    sched,
-    loss_fn,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    batch_size: int,
-    seed: int,
-    weights: torch.Tensor | None = None,
-) -> float:
-    """One pass over shuffled windows with SpecAugment-style masks; returns the mean loss."""
-    g = torch.Generator().manual_seed(seed)
-    model.train()
-    perm = torch.randperm(len(y), generator=g)
-    total = 0.0
-    for b in range(0, len(y), batch_size):
-        idx = perm[b : b + batch_size]
-        xb = x[idx].float().contiguous(memory_format=CHANNELS_LAST)
-        loss = loss_fn(model(_spec_augment(xb, g)), y[idx])
-        if weights is not None:  # loss_fn has reduction="none" then
-            loss = (loss * weights[idx]).sum() / weights[idx].sum()
-        opt.zero_grad()
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    x: torch.Tensor
+    """Feature windows (N, C, H, W), any float dtype (cast per batch)."""
+    y: torch.Tensor
+    batch_size: int
+    seed: int
+    weights: torch.Tensor | None = None
+    """Per-window loss weights (None: plain mean)."""
+    validate: Callable[[nn.Module], dict] | None = None
+    """Validation metrics of the model (``file_eer`` picks the best epoch); None: no validation."""
+    log: Callable[[str], None] = print
+    replace_best_on_tie: ClassVar[bool] = True
+    """An epoch as good as the best so far (equal EER) becomes the best: the later one."""
+
+    def __post_init__(self) -> None:
+        reduction = "none" if self.weights is not None else "mean"
+        self.loss_fn = nn.BCEWithLogitsLoss(reduction=reduction)
+        self._g = torch.Generator()
+
+    def epoch(self, epoch: int, start: int) -> Iterator[torch.Tensor]:
+        self.model.train()
+        self._g = torch.Generator().manual_seed(self.seed * 1000 + epoch)
+        perm = torch.randperm(len(self.y), generator=self._g)
+        batches = [perm[b : b + self.batch_size] for b in range(0, len(self.y), self.batch_size)]
+        done = -(-start // self.batch_size)
+        for idx in batches[:done]:  # the masks those batches drew
+            _mask_draws(len(idx), self.x.shape[2], self.x.shape[3], self._g)
+        return iter(batches[done:])
+
+    def step(self, idx: torch.Tensor, step: int) -> tuple[float, int]:
+        xb = self.x[idx].float().contiguous(memory_format=CHANNELS_LAST)
+        loss = self.loss_fn(self.model(_spec_augment(xb, self._g)), self.y[idx])
+        if self.weights is not None:
+            loss = (loss * self.weights[idx]).sum() / self.weights[idx].sum()
+        self.optimizer.zero_grad()
         loss.backward()
-        opt.step()
-        if sched is not None:
-            sched.step()
-        total += float(loss.detach()) * len(idx)
-    return total / max(len(y), 1)
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        return float(loss.detach()), len(idx)
+
+    def end_epoch(self, summary: EpochSummary) -> tuple[float, dict]:
+        """Score = minus the validation file EER (0 without validation)."""
+        t0 = time.monotonic()
+        vm = self.validate(self.model) if self.validate else {}
+        seconds = summary.seconds + time.monotonic() - t0
+        if vm:
+            self.log(
+                f"epoch {summary.epoch}: loss {summary.loss:.4f}  val window AUC "
+                f"{vm['window_auc']:.4f}  file AUC {vm['file_auc']:.4f}  "
+                f"file EER {vm['file_eer']:.4f}  ({seconds:.0f} s)"
+            )
+        record = {"epoch": summary.epoch, "loss": summary.loss, **vm, "seconds": seconds}
+        return -vm.get("file_eer", 0.0), record
 
 
 def fit_arrays(
@@ -211,18 +271,30 @@ def fit_arrays(
     batch_size: int = 32,
     channels: tuple[int, ...] = (8, 16, 24),
     seed: int = 0,
+    run_dir: Path | None = None,
+    max_steps: int | None = None,
 ) -> nn.Module:
-    """Train a fresh ``AudioResNet`` on in-memory windows (the tests' tiny end-to-end run)."""
+    """Train a fresh ``AudioResNet`` on in-memory windows (the tests' tiny end-to-end run).
+
+    Goes through the shared loop: with ``run_dir`` it checkpoints there and resumes from it,
+    and ``max_steps`` stops it early (resumable); without, it runs in a temporary directory.
+    """
     torch.manual_seed(seed)
     model = AudioResNet(channels).to(memory_format=CHANNELS_LAST)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr)
-    loss_fn = nn.BCEWithLogitsLoss()
-    xt, yt = (
+    steps = AudioSteps(
+        model,
+        torch.optim.AdamW(model.parameters(), lr=lr),
+        None,
         torch.from_numpy(np.asarray(x, np.float32)),
         torch.from_numpy(np.asarray(y, np.float32)),
+        batch_size,
+        seed,
     )
-    for epoch in range(epochs):
-        run_epoch(model, opt, None, loss_fn, xt, yt, batch_size, seed * 1000 + epoch)
+    config = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "channels": tuple(channels)}
+    options = LoopOptions(epochs=epochs, max_steps=max_steps)
+    with contextlib.ExitStack() as stack:
+        where = run_dir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        checkpoint.run(steps, {**config, "seed": seed}, where, options, log=lambda _: None)
     return model.eval()
 
 
@@ -232,9 +304,20 @@ def train(cfg: TrainConfig, *, resume: bool = True, skip_generate: bool = False)
     np.random.seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     reuse_freed_memory()  # before the vocoder, the forked synthesis workers and the epochs
-    run_dir = cfg.run_dir
-    log = _log(run_dir)
+    log = _log(Path(cfg.run_dir))
     log(f"config: {json.dumps(asdict(cfg), default=str)}")
+    splits, tr, va = load_windows(cfg, log, skip_generate=skip_generate)
+    steps = _run_steps(cfg, tr, va, splits, log)
+    options = LoopOptions(epochs=cfg.epochs, resume=resume)
+    final = checkpoint.run(steps, cfg.recipe(), Path(cfg.run_dir), options, log=log)
+    _finish(cfg, steps.model, tr, va, splits, final, log)
+    return Path(cfg.run_dir)
+
+
+def load_windows(
+    cfg: TrainConfig, log=print, *, skip_generate: bool = False
+) -> tuple[dict[str, list[D.Row]], dict, dict]:
+    """Splits, and the train (augmented) and validation (as scanned) feature windows."""
     splits = load_splits(cfg) if skip_generate else prepare(cfg, log)
     work = Path(cfg.work_dir)
     tr_path = D.build_split_cache(
@@ -248,13 +331,7 @@ def train(cfg: TrainConfig, *, resume: bool = True, skip_generate: bool = False)
         log=log,
     )
     va_path = D.build_split_cache(
-        splits["val"],
-        work,
-        "val",
-        n_aug_real=0,
-        n_aug_fake=0,
-        jobs=cfg.jobs,
-        log=log,
+        splits["val"], work, "val", n_aug_real=0, n_aug_fake=0, jobs=cfg.jobs, log=log
     )
     tr = D.featurise(tr_path, cfg.features, cfg.jobs, log)
     va = D.featurise(va_path, cfg.features, cfg.jobs, log)
@@ -267,9 +344,12 @@ def train(cfg: TrainConfig, *, resume: bool = True, skip_generate: bool = False)
         )
         tr = {**tr, "x": tr["x"][keep], "y": tr["y"][keep], "file": tr["file"][keep]}
     n_fake = int(tr["y"].sum())
-    n_real = len(tr["y"]) - n_fake
-    log(f"train windows: {n_real} real, {n_fake} fake; val windows {len(va['y'])}")
+    log(f"train windows: {len(tr['y']) - n_fake} real, {n_fake} fake; val windows {len(va['y'])}")
+    return splits, tr, va
 
+
+def _run_steps(cfg: TrainConfig, tr: dict, va: dict, splits: dict, log) -> AudioSteps:
+    """The network, AdamW with OneCycleLR per step, source-balanced loss weights."""
     model = AudioResNet(cfg.channels, kind=cfg.features).to(memory_format=CHANNELS_LAST)
     log(f"AudioResNet{cfg.channels} on {cfg.features}: {count_parameters(model)} parameters")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -277,71 +357,41 @@ def train(cfg: TrainConfig, *, resume: bool = True, skip_generate: bool = False)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15
     )
-    weights = _window_weights(tr, splits["train"], cfg.balance)
-    loss_fn = nn.BCEWithLogitsLoss(reduction="none")
-    start_epoch, best, history = 0, (float("inf"), -1), []
-    ckpt = run_dir / "last.pt"
-    if resume and ckpt.is_file():
-        state = torch.load(ckpt, weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        start_epoch, best, history = state["epoch"] + 1, tuple(state["best"]), state["history"]
-        torch.set_rng_state(state["torch_rng"])
-        log(f"resumed after epoch {state['epoch']} (best val EER {best[0]:.4f} at epoch {best[1]})")
+    return AudioSteps(
+        model,
+        opt,
+        sched,
+        torch.from_numpy(tr["x"]),
+        torch.from_numpy(tr["y"].astype(np.float32)),
+        cfg.batch_size,
+        cfg.seed,
+        weights=_window_weights(tr, splits["train"], cfg.balance),
+        validate=partial(_val_metrics, val=va, rows=splits["val"]),
+        log=log,
+    )
 
-    x_all = torch.from_numpy(tr["x"])
-    y_all = torch.from_numpy(tr["y"].astype(np.float32))
-    for epoch in range(start_epoch, cfg.epochs):
-        t0 = time.time()
-        loss = run_epoch(
-            model,
-            opt,
-            sched,
-            loss_fn,
-            x_all,
-            y_all,
-            cfg.batch_size,
-            cfg.seed * 1000 + epoch,
-            weights,
-        )
-        vm = _val_metrics(model, va, splits["val"])
-        history.append({"epoch": epoch, "loss": loss, **vm, "seconds": time.time() - t0})
-        log(
-            f"epoch {epoch}: loss {loss:.4f}  val window AUC {vm['window_auc']:.4f}  "
-            f"file AUC {vm['file_auc']:.4f}  file EER {vm['file_eer']:.4f}  "
-            f"({time.time() - t0:.0f} s)"
-        )
-        if vm["file_eer"] <= best[0]:
-            best = (vm["file_eer"], epoch)
-            torch.save(model.state_dict(), run_dir / "best.pt")
-        _checkpoint(
-            ckpt,
-            model=model.state_dict(),
-            opt=opt.state_dict(),
-            sched=sched.state_dict(),
-            epoch=epoch,
-            best=list(best),
-            history=history,
-            torch_rng=torch.get_rng_state(),
-        )
-    model.load_state_dict(torch.load(run_dir / "best.pt"))
+
+def _finish(cfg: TrainConfig, model, tr: dict, va: dict, splits: dict, final: dict, log) -> None:
+    """Best epoch's weights -> calibration on validation -> ``calibration.json`` + ``final.pt``."""
+    run_dir = Path(cfg.run_dir)
+    model.load_state_dict(load_checkpoint(run_dir / BEST)["model"])
+    best_epoch, best_eer = final["best_epoch"], -final["best"]
     cal = calibrate(model, va, splits["val"])
     cal.update(
-        best_epoch=best[1],
-        best_val_eer=best[0],
-        history=history,
+        best_epoch=best_epoch,
+        best_val_eer=best_eer,
+        history=final["history"],
         config=json.loads(json.dumps(asdict(cfg), default=str)),
     )
-    cal["train_windows"] = {"real": n_real, "fake": n_fake}
+    n_fake = int(tr["y"].sum())
+    cal["train_windows"] = {"real": len(tr["y"]) - n_fake, "fake": n_fake}
     cal["train_counts"] = _counts(splits["train"])
     (run_dir / "calibration.json").write_text(json.dumps(cal, indent=2))
     torch.save(model.state_dict(), run_dir / "final.pt")
     log(
-        f"done: best epoch {best[1]}, val EER {best[0]:.4f}; "
+        f"done: best epoch {best_epoch}, val EER {best_eer:.4f}; "
         f"threshold {cal['threshold']:.3f}, band {cal['uncertain_band']}"
     )
-    return run_dir
 
 
 def _window_weights(cache: dict, rows: list[D.Row], balance: float) -> torch.Tensor:
@@ -418,4 +468,14 @@ def _eer_threshold(p: np.ndarray, y: np.ndarray) -> float:
     return thr
 
 
-__all__ = ["TrainConfig", "train", "prepare", "calibrate", "F"]
+__all__ = [
+    "AudioSteps",
+    "TrainConfig",
+    "calibrate",
+    "fit_arrays",
+    "load_splits",
+    "load_windows",
+    "predict_windows",
+    "prepare",
+    "train",
+]

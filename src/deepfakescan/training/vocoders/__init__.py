@@ -1,0 +1,1 @@
+"""Neural vocoders we train to make fakes with (``tinynsf``)."""
