@@ -175,3 +175,14 @@ def face_jpeg(tone: str) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.clip(toned, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=92)
     return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """``postgresql://...`` of a PostgreSQL server started for this test session (skipped
+    where PostgreSQL is not installed, failed under CI). Tests take a database of their own
+    with ``services.fresh_database(pg_url)``."""
+    from .services import postgres_server
+
+    with postgres_server() as url:
+        yield url

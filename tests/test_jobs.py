@@ -1,4 +1,5 @@
-"""Background scans: the SQLite store, the thread executor and the service's promises.
+"""Background scans: the thread executor and the service's promises (the store's own are in
+test_store.py, on SQLite and PostgreSQL).
 
 No scan is silently lost across a restart, uploads are private and short-lived, cancelled
 scans stay cancelled, and artifacts expire while the history stays.
@@ -15,7 +16,7 @@ import pytest
 
 from deepfakescan.config import Settings
 from deepfakescan.errors import ScanCancelled
-from deepfakescan.jobs import JobStore, ScanService, ThreadExecutor, display_name
+from deepfakescan.jobs import ScanService, ThreadExecutor, display_name
 from deepfakescan.jobs.service import MAX_ATTEMPTS
 
 from .conftest import face_jpeg, solid_jpeg
@@ -40,49 +41,6 @@ def leave_behind(tmp_path, *, running: bool, attempts: int = 1) -> str:
         service.store.start("a" * 32)
     service.store.close()
     return "a" * 32
-
-
-# ---------------------------------------------------------------------------------- store
-
-
-def test_a_cancelled_scan_is_never_overwritten_by_its_finishing_worker(tmp_path):
-    store = JobStore(tmp_path / "db.sqlite3")
-    store.create("s1", source_name="a.jpg", media_type="image")
-    assert store.start("s1")
-    assert store.cancel("s1")
-    assert not store.finish("s1", {"verdict": "fake", "media": {"type": "image"}})
-    assert not store.fail("s1", code="x", message="y", status=500)
-    assert store.get("s1").status == "cancelled"
-    assert not store.start("s1")
-
-
-def test_store_lists_newest_first_with_a_total(tmp_path):
-    store = JobStore(tmp_path / "db.sqlite3")
-    for i in range(5):
-        store.create(f"s{i}", source_name=f"{i}.jpg", media_type="image")
-    page, total = store.list(limit=2, offset=1)
-    assert total == 5 and [r.id for r in page] == ["s3", "s2"]
-
-
-def test_store_is_usable_from_many_threads_at_once(tmp_path):
-    store = JobStore(tmp_path / "db.sqlite3")
-    errors: list[BaseException] = []
-
-    def work(n: int) -> None:
-        try:
-            for i in range(20):
-                store.create(f"t{n}-{i}", source_name="x", media_type="audio")
-                store.start(f"t{n}-{i}")
-                store.set_progress(f"t{n}-{i}", 0.5, "detect")
-        except BaseException as e:  # noqa: BLE001 - reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == [] and store.list()[1] == 80
 
 
 # ----------------------------------------------------------------------- restart recovery

@@ -1,4 +1,4 @@
-"""Command line: ``deepfakescan scan|models|eval|train``.
+"""Command line: ``deepfakescan scan|models|serve|worker|eval|train``.
 
 The CLI parses flags, calls the library and picks a writer from ``WRITERS``; it holds no
 analysis logic of its own.
@@ -238,6 +238,14 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    # jobs/ is imported here, not at the top: the store's SQLAlchemy would slow every command
+    from .jobs.worker import run_worker
+
+    run_worker(Settings.from_env(), concurrency=args.concurrency, name=args.name)
+    return 0
+
+
 def describe_model(info: ModelInfo) -> str:
     """A few human lines for ``deepfakescan models``: what it is, what it eats, how good."""
     where = "model directory" if info.source == "model_dir" else "shipped"
@@ -335,8 +343,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     eval_command.add_parser(sub)
     serve_command.add_parser(sub)
+    add_worker_parser(sub)
     train_command.add_parser(sub)
     return parser
+
+
+def add_worker_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "worker",
+        help="run queued scans (a Celery worker; needs DEEPFAKESCAN_BROKER_URL)",
+        description="Run the scans that web nodes (deepfakescan serve) queue on the broker"
+        " DEEPFAKESCAN_BROKER_URL, keeping the history in DEEPFAKESCAN_DATABASE_URL. Uploads are"
+        " read from DEEPFAKESCAN_DATA_DIR, a volume every web node and worker mounts.",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        help="scans run at once, one process each (DEEPFAKESCAN_WORKERS, default 2)",
+    )
+    p.add_argument("--name", help="this worker's node name (default deepfakescan@HOSTNAME)")
+    p.set_defaults(func=cmd_worker)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

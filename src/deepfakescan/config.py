@@ -35,6 +35,11 @@ ENV_VARS = {
     "host": "DEEPFAKESCAN_HOST",
     "port": "DEEPFAKESCAN_PORT",
     "http_threads": "DEEPFAKESCAN_HTTP_THREADS",
+    "database_url": "DEEPFAKESCAN_DATABASE_URL",
+    "broker_url": "DEEPFAKESCAN_BROKER_URL",
+    "heartbeat_seconds": "DEEPFAKESCAN_HEARTBEAT_SECONDS",
+    "stale_seconds": "DEEPFAKESCAN_STALE_SECONDS",
+    "requeue_seconds": "DEEPFAKESCAN_REQUEUE_SECONDS",
 }
 
 
@@ -84,6 +89,21 @@ class Settings:
     """Port ``deepfakescan serve`` listens on."""
     http_threads: int = 8
     """Threads of the WSGI server answering HTTP requests (scans run on ``workers``)."""
+    database_url: str | None = None
+    """Where the scan history lives: ``postgresql://...`` for a history shared by many web
+    nodes and workers, ``sqlite:///...`` (one host only); unset: SQLite under ``data_dir``."""
+    broker_url: str | None = None
+    """``redis://...``: scans are queued to Celery workers (``deepfakescan worker``) instead of
+    running on this process's threads. Unset: the embedded thread pool."""
+    heartbeat_seconds: float = 10.0
+    """A running scan refreshes its heartbeat in the store this often; a worker process says it
+    is alive twice as often (health counts workers seen within three heartbeats)."""
+    stale_seconds: float = 60.0
+    """A running scan whose heartbeat is older than this has lost its worker: the next delivery
+    or the reconciler gives it to another worker. Keep it well above ``heartbeat_seconds``."""
+    requeue_seconds: float = 30.0
+    """A scan queued this long while a worker sat idle lost its message (a broker restarted
+    without persistence): the reconciler, which runs twice as often, sends it again."""
 
     @property
     def data_path(self) -> Path:
@@ -117,7 +137,7 @@ def _parse(name: str, type_: str, raw: str, var: str):
     try:
         if "Path" in str(type_):
             return Path(raw).expanduser()
-        if str(type_) == "str":
+        if str(type_) in ("str", "str | None"):
             return raw
         value = int(raw) if "int" in str(type_) else float(raw)
     except ValueError as e:

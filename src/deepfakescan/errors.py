@@ -68,3 +68,10 @@ class ScanCancelled(DeepfakescanError):
 
     status = 409
     code = "cancelled"
+
+
+class StoreUnavailable(DeepfakescanError):
+    """The job store's database cannot be reached (server down, network cut): try again later."""
+
+    status = 503
+    code = "store_unavailable"

@@ -1,18 +1,21 @@
-"""Background scans: a SQLite job store, an executor interface and the service that glues them.
+"""Background scans: a job store, an executor interface and the service that glues them.
 
-``ScanService`` saves and validates an upload, queues it on an ``Executor`` (threads today,
-Celery + Redis later: only ``submit``/``cancel``/``shutdown`` cross the seam), runs
-``pipeline.scan`` with progress and cancellation, and keeps the report and its artifacts.
+``ScanService`` saves and validates an upload, queues it on an ``Executor`` (this process's
+threads, or Celery workers on a broker: only ``submit``/``cancel``/``shutdown`` cross the
+seam), runs ``pipeline.scan`` with progress, cancellation and a heartbeat (``running.py``), and
+keeps the report and its artifacts in the store (SQLite, or PostgreSQL shared by every node).
+``worker.py`` is ``deepfakescan worker``; ``health.py`` says which parts are up.
 """
 
 from __future__ import annotations
 
-from .executor import Executor, ThreadExecutor
+from .executor import CeleryExecutor, Executor, ThreadExecutor
 from .service import ScanService, display_name
 from .store import STATUSES, JobStore, ScanRecord
 
 __all__ = [
     "STATUSES",
+    "CeleryExecutor",
     "Executor",
     "JobStore",
     "ScanRecord",

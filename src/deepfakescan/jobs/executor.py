@@ -1,10 +1,11 @@
-"""Where scans run: one small interface, an in-process thread pool behind it.
+"""Where scans run: one small interface, an in-process thread pool or Celery workers behind it.
 
-The web layer and the job service only ever call ``submit``, ``cancel`` and ``shutdown``, so a
-Celery + Redis executor can replace ``ThreadExecutor`` later without touching them: its
-``submit`` would send the job id to a task that calls ``ScanService.run_job`` in a worker
-process, and its ``cancel`` would rely on the store's ``cancelled`` status, which the job's
-cancel hook also reads.
+The web layer and the job service only ever call ``submit``, ``cancel`` and ``shutdown``.
+``ThreadExecutor`` runs scans in this process (the embedded mode: nothing else to install).
+``CeleryExecutor`` sends the scan id to a broker, and ``deepfakescan worker`` processes run
+``ScanService.run_job`` for it; its ``cancel`` needs to do nothing, because cancellation is the
+store's ``cancelled`` status, which the running job polls between stages wherever it runs.
+``executor_factory`` picks one from the settings: a broker URL means Celery.
 """
 
 from __future__ import annotations
@@ -13,7 +14,12 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from ..config import Settings
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 log = logging.getLogger(__name__)
 
@@ -97,3 +103,44 @@ class ThreadExecutor:
             finally:
                 with self._lock:
                     self._cancelled.discard(job_id)
+
+
+class CeleryExecutor:
+    """Sends scan ids to Celery workers through the broker (``settings.broker_url``).
+
+    ``submit`` never raises for a broker that is away: the scan is already ``queued`` in the
+    store, and a worker's reconciler sends it again once the broker is back and a worker sits
+    idle (``ScanService.reconcile``). Refusing the upload would lose nothing less.
+    """
+
+    def __init__(self, settings: Settings, *, app: Celery | None = None) -> None:
+        from .celery_app import make_celery
+
+        self.app = app if app is not None else make_celery(settings)
+        self._own_app = app is None
+
+    def submit(self, job_id: str) -> None:
+        from .celery_app import TASK_NAME
+
+        try:
+            self.app.send_task(TASK_NAME, args=[job_id])
+        except Exception as e:  # kombu's OperationalError, socket errors: the broker is away
+            log.warning("scan %s stays queued: the broker did not take it (%s)", job_id, e)
+
+    def cancel(self, job_id: str) -> None:
+        """Nothing to do: the store's ``cancelled`` status reaches the job wherever it runs."""
+
+    def shutdown(self, wait: bool = True) -> None:
+        if self._own_app:
+            self.app.close()
+
+
+ExecutorFactory = Callable[[JobRunner, int], Executor]
+"""``factory(run_job, workers) -> Executor``, how ``ScanService`` makes its executor."""
+
+
+def executor_factory(settings: Settings) -> ExecutorFactory:
+    """Celery when a broker is configured, else the in-process thread pool."""
+    if settings.broker_url:
+        return lambda run, workers: CeleryExecutor(settings)
+    return ThreadExecutor

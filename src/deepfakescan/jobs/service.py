@@ -8,7 +8,9 @@ views need (the report and its artifacts: a downscaled preview, heatmaps, thumbn
 in the store until the retention sweep.
 
 Uploads live under the data directory rather than /tmp so that a scan left queued or running
-by a process that died can be picked up again at the next start (``recover``).
+by a process that died can be picked up again: at the next start in the embedded mode
+(``recover``), by another worker when scaled out (``reconcile``; the data directory is then a
+volume every web node and worker mounts).
 """
 
 from __future__ import annotations
@@ -26,22 +28,23 @@ from typing import BinaryIO
 
 from .. import pipeline
 from ..config import Settings
-from ..errors import DeepfakescanError, EmptyInput, ScanCancelled, TooLarge
+from ..errors import DeepfakescanError, EmptyInput, ScanCancelled, StoreUnavailable, TooLarge
 from ..report import Report
-from .executor import Executor, ThreadExecutor
-from .store import ACTIVE, JobStore, ScanRecord
+from .executor import Executor, ExecutorFactory
+from .executor import executor_factory as default_executor_factory
+from .running import RunningScan
+from .store import ACTIVE, ScanRecord, open_store
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 2
-"""A scan interrupted by a dying process is re-queued once; a second death marks it failed."""
-PROGRESS_INTERVAL_S = 0.25
-CANCEL_POLL_S = 0.5
+"""A scan interrupted by a dying process is run again once; a second death marks it failed."""
 SWEEP_INTERVAL_S = 3600.0
+OUTCOME_RETRY_S = 1.0
+"""A finished scan's outcome is written again this often while the database is away."""
 CHUNK = 1024 * 1024
 
 ScanFn = Callable[..., Report]
-ExecutorFactory = Callable[[Callable[[str, Callable[[], bool]], None], int], Executor]
 
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -53,17 +56,37 @@ def display_name(client_name: str | None) -> str:
     return name[:200] or "upload"
 
 
+def warm_models(settings: Settings) -> None:
+    """Open every valid model session now, so the first scan does not pay for it.
+
+    Sessions are cached per process and per ``settings.threads``: warm with the settings the
+    scans will use.
+    """
+    from ..detectors.bundle import list_models, load_model
+
+    for info in list_models(settings, verify_sha=False):
+        if info.valid:
+            try:
+                load_model(info.name, settings)
+            except DeepfakescanError as e:
+                log.warning("model %s not loaded: %s", info.name, e.message)
+
+
 class ScanService:
-    """Owns the store, the executor and the upload directory of one server process.
+    """Owns the store, the executor and the upload directory of one process.
 
     Parameters
     ----------
     settings
-        Limits, data directory, worker count and retention.
+        Limits, data directory, worker count, retention, database and broker.
     scan_fn
         Replaces ``pipeline.scan`` (tests use it to stand in for models not trained yet).
     executor_factory
-        ``factory(run_job, workers) -> Executor``; ``ThreadExecutor`` by default.
+        ``factory(run_job, workers) -> Executor``; by default threads, or Celery when
+        ``settings.broker_url`` is set.
+    worker_id
+        Recorded on the scans this process runs (``store.start``), so the heartbeat of a scan
+        can be told apart from that of another worker that took it over.
     """
 
     def __init__(
@@ -72,14 +95,18 @@ class ScanService:
         *,
         scan_fn: ScanFn | None = None,
         executor_factory: ExecutorFactory | None = None,
+        worker_id: str = "local",
     ) -> None:
         self.settings = settings
         self.upload_dir = settings.data_path / "uploads"
         self.upload_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.upload_dir, 0o700)
-        self.store = JobStore(settings.db_path)
+        self.store = open_store(settings)
+        self.worker_id = worker_id
+        self.distributed = bool(settings.broker_url)
+        """Scans run in worker processes sharing the store, not (only) in this one."""
         self._scan_fn = scan_fn
-        self._executor_factory = executor_factory or ThreadExecutor
+        self._executor_factory = executor_factory or default_executor_factory(settings)
         self.executor: Executor | None = None
         self._events: dict[str, threading.Event] = {}
         self._events_lock = threading.Lock()
@@ -89,10 +116,15 @@ class ScanService:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self, *, sweep_every_s: float | None = SWEEP_INTERVAL_S) -> None:
-        """Start the workers, pick up scans a dead process left behind, sweep old artifacts."""
+        """Start the executor, pick up scans a dead process left behind, sweep old artifacts.
+
+        Scaled out, nothing is picked up here: other processes may be running those scans,
+        and the workers' reconcilers take over the ones whose worker died.
+        """
         self.executor = self._executor_factory(self.run_job, self.settings.workers)
-        for scan_id in self.recover():
-            self._submit(scan_id)
+        if not self.distributed:
+            for scan_id in self.recover():
+                self._submit(scan_id)
         self.sweep()
         if sweep_every_s:
             self._sweeper = threading.Thread(
@@ -114,9 +146,10 @@ class ScanService:
     def recover(self) -> list[str]:
         """Re-queue scans left queued or running by a process that died; return their ids.
 
-        A running scan is retried up to ``MAX_ATTEMPTS`` in all, then marked failed, so a file
-        that crashes the process cannot crash it forever. A scan whose upload is gone is failed
-        with a message that says so. Upload files no scan refers to are deleted.
+        Embedded mode only (this process is the only one running scans). A running scan is
+        retried up to ``MAX_ATTEMPTS`` in all, then marked failed, so a file that crashes the
+        process cannot crash it forever. A scan whose upload is gone is failed with a message
+        that says so. Upload files no scan refers to are deleted.
         """
         requeued = []
         for record in self.store.active():
@@ -132,14 +165,7 @@ class ScanService:
                 continue
             if record.status == "running":
                 if record.attempts >= MAX_ATTEMPTS:
-                    self.store.fail(
-                        record.id,
-                        code="interrupted",
-                        message=f"the server stopped {record.attempts} times while scanning"
-                        " this file; it was not retried again",
-                        status=500,
-                    )
-                    upload.unlink(missing_ok=True)
+                    self._give_up(record, record.attempts)
                     continue
                 self.store.requeue(record.id)
             requeued.append(record.id)
@@ -148,6 +174,27 @@ class ScanService:
             if str(path) not in referenced:
                 path.unlink(missing_ok=True)
         return requeued
+
+    def reconcile(self) -> list[str]:
+        """Send again the scans nobody is running; return their ids.
+
+        Scaled out, a worker process calls this while it sits idle (``jobs/worker.py``): a
+        running scan whose heartbeat is older than ``stale_seconds`` lost its worker, and a scan
+        queued for longer than ``requeue_seconds`` while a worker is idle lost its message (a
+        broker restarted without persistence). A scan that lost its worker ``MAX_ATTEMPTS``
+        times is failed instead, so a file that kills workers cannot kill them all. Sending
+        twice is harmless: ``store.start`` lets one delivery run the scan and skips the others.
+        """
+        resend = []
+        for record in self.store.stale_running(self.settings.stale_seconds):
+            if record.attempts >= MAX_ATTEMPTS:
+                self._give_up(record, record.attempts)
+            else:
+                resend.append(record.id)
+        resend += [r.id for r in self.store.queued_since(self.settings.requeue_seconds)]
+        for scan_id in resend:
+            self._submit(scan_id)
+        return resend
 
     def sweep(self) -> int:
         """Delete artifacts older than the retention period; reports and history stay."""
@@ -168,6 +215,18 @@ class ScanService:
             except Exception:
                 log.exception("retention sweep failed")
 
+    def _give_up(self, record: ScanRecord, deaths: int) -> None:
+        """Fail a scan whose workers kept dying under it, and drop its upload."""
+        self.store.fail(
+            record.id,
+            code="interrupted",
+            message=f"the server stopped {deaths} times while scanning this file;"
+            " it was not retried again",
+            status=500,
+        )
+        if record.upload_path:
+            Path(record.upload_path).unlink(missing_ok=True)
+
     # -- requests ----------------------------------------------------------------------------
 
     def submit_upload(
@@ -180,8 +239,9 @@ class ScanService:
         try:
             media_type = pipeline.check(path, kind, settings=self.settings, name=name).kind
             scan_id = uuid.uuid4().hex
-            with self._events_lock:
-                self._events[scan_id] = threading.Event()
+            if not self.distributed:  # before the scan exists, so no finish is missed
+                with self._events_lock:
+                    self._events[scan_id] = threading.Event()
             record = self.store.create(
                 scan_id,
                 source_name=name,
@@ -202,7 +262,7 @@ class ScanService:
         if event is not None:
             event.wait(timeout_s)
             return self.store.get(scan_id)
-        # not run by this process (another executor) or already finished: poll the store
+        # run by another process (a Celery worker) or already finished: poll the store
         deadline = time.monotonic() + timeout_s
         while True:
             record = self.store.get(scan_id)
@@ -215,6 +275,7 @@ class ScanService:
 
         Returns ``(record, deleted)``: the cancelled record and False, ``(None, True)`` for a
         deleted scan, ``(None, False)`` for an unknown id. Artifacts are removed either way.
+        A running scan sees its ``cancelled`` status at its next stage, wherever it runs.
         """
         record = self.store.get(scan_id)
         if record is None:
@@ -231,70 +292,93 @@ class ScanService:
     # -- the job -----------------------------------------------------------------------------
 
     def run_job(self, scan_id: str, is_cancelled: Callable[[], bool]) -> None:
-        """Run one scan and record its outcome; called by the executor on a worker."""
-        record = self.store.get(scan_id)
-        upload = Path(record.upload_path) if record and record.upload_path else None
-        requeued = False
+        """Run one scan and record its outcome; called by the executor on a worker.
+
+        Any delivery may arrive, twice or late: a finished scan is left alone, one running
+        elsewhere with a fresh heartbeat is skipped, a stale one is taken over (``store.start``
+        decides). A database that goes away leaves the scan to be taken over when it is back.
+        """
+        keep_upload, upload = True, None
         try:
-            if record is None or upload is None or not self.store.start(scan_id):
+            record = self.store.get(scan_id)
+            if record is None or record.finished:
                 return
-            requeued = self._run(record, upload, is_cancelled)
+            upload = Path(record.upload_path) if record.upload_path else None
+            if not self.store.start(
+                scan_id, worker=self.worker_id, stale_after_s=self.settings.stale_seconds
+            ):
+                keep_upload = self._held_elsewhere(scan_id)
+                return
+            keep_upload = False
+            record = self.store.get(scan_id) or record  # with this attempt counted
+            if record.attempts > MAX_ATTEMPTS:  # a late delivery of a scan that kills workers
+                self._give_up(record, record.attempts - 1)
+            elif upload is None or not upload.is_file():
+                self.store.fail(
+                    scan_id,
+                    code="upload_missing",
+                    message="the upload is not where this worker looks for it; every web node"
+                    " and worker must mount the same DEEPFAKESCAN_DATA_DIR",
+                    status=500,
+                )
+            else:
+                keep_upload = self._run(record, upload, is_cancelled)
+        except StoreUnavailable as e:
+            keep_upload = True  # the scan is taken over once the database is back
+            log.warning("scan %s left for later: %s", scan_id, e.message)
         finally:
-            if upload is not None and not requeued:
+            if upload is not None and not keep_upload:
                 upload.unlink(missing_ok=True)
             self._signal(scan_id)
 
+    def _held_elsewhere(self, scan_id: str) -> bool:
+        """After a refused start: True when the scan is still active (another worker has it,
+        so its upload must stay), False when it ended (cancelled meanwhile: drop the upload)."""
+        current = self.store.get(scan_id)
+        return current is not None and current.status in ACTIVE
+
     def _run(self, record: ScanRecord, upload: Path, is_cancelled: Callable[[], bool]) -> bool:
-        """Run the scan and store its outcome; True when it was put back in the queue."""
+        """Run the scan and store its outcome; True when the upload must be kept (the scan was
+        put back in the queue or taken over)."""
         scan_id = record.id
-        last = {"write": 0.0, "stage": "", "poll": time.monotonic(), "cancelled": False}
-
-        def progress(fraction: float, stage: str) -> None:
-            now = time.monotonic()
-            if stage != last["stage"] or now - last["write"] >= PROGRESS_INTERVAL_S:
-                last["write"], last["stage"] = now, stage
-                self.store.set_progress(scan_id, fraction, stage)
-
-        def user_cancelled() -> bool:
-            # the executor's flag is instant; the store's status covers other executors
-            if is_cancelled() or last["cancelled"]:
-                return True
-            now = time.monotonic()
-            if now - last["poll"] >= CANCEL_POLL_S:
-                last["poll"] = now
-                current = self.store.get(scan_id)
-                last["cancelled"] = current is None or current.status == "cancelled"
-            return last["cancelled"]
-
-        def cancel() -> bool:
-            return self._stop.is_set() or user_cancelled()
-
         scan = self._scan_fn or pipeline.scan
+        running = RunningScan(
+            self.store,
+            scan_id,
+            self.worker_id,
+            heartbeat_s=self.settings.heartbeat_seconds,
+            is_cancelled=is_cancelled,
+            stopping=self._stop,
+        )
         try:
-            report = scan(
-                upload,
-                kind=record.declared_kind,
-                progress=progress,
-                cancel=cancel,
-                settings=self.settings,
-                name=record.source_name,
-            )
+            with running:
+                report = scan(
+                    upload,
+                    kind=record.declared_kind,
+                    progress=running.progress,
+                    cancel=running.cancel,
+                    settings=self.settings,
+                    name=record.source_name,
+                )
             artifacts = [
                 (a.name, a.kind, a.media_type, report.artifact_data[a.name])
                 for a in report.artifacts
                 if a.name in report.artifact_data
             ]
-            self.store.finish(scan_id, report.to_dict(), artifacts)
+            if self._write_outcome(self.store.finish, scan_id, report.to_dict(), artifacts):
+                log.info("scan %s done: %s", scan_id, report.verdict)
         except ScanCancelled:
-            if self._stop.is_set() and not user_cancelled():
-                # server stopping: run it at the next start, and do not count this attempt
-                return self.store.requeue(scan_id, refund_attempt=True)
-            self.store.cancel(scan_id)
+            return self._stopped(running)
+        except StoreUnavailable:
+            raise
         except DeepfakescanError as e:
-            self.store.fail(scan_id, code=e.code, message=e.message, status=e.status)
+            self._write_outcome(
+                self.store.fail, scan_id, code=e.code, message=e.message, status=e.status
+            )
         except Exception:
             log.exception("scan %s failed unexpectedly", scan_id)
-            self.store.fail(
+            self._write_outcome(
+                self.store.fail,
                 scan_id,
                 code="internal_error",
                 message="the scan failed unexpectedly; the server log has the details",
@@ -302,12 +386,49 @@ class ScanService:
             )
         return False
 
+    def _stopped(self, running: RunningScan) -> bool:
+        """A scan stopped between stages: leave the store as the reason wants it, and say
+        where it stopped. True when the upload must be kept."""
+        scan_id = running.scan_id
+        current = self.store.get(scan_id)
+        if current is None or current.status == "cancelled":
+            why, keep = "cancelled", False
+        elif current.status != "running" or current.worker != self.worker_id:
+            why, keep = f"taken over by {current.worker}", True
+        elif self._stop.is_set():
+            # this process is stopping: run it at the next start, without counting this attempt
+            why, keep = "server stopping", self.store.requeue(scan_id, refund_attempt=True)
+        else:
+            why, keep = "cancelled", False
+            self.store.cancel(scan_id)
+        log.info(
+            "scan %s stopped at stage %r (%.0f %%): %s",
+            scan_id,
+            running.stage,
+            100 * running.fraction,
+            why,
+        )
+        return keep
+
+    def _write_outcome(self, write: Callable[..., bool], *args, **kwargs) -> bool:
+        """A finished scan's last write, tried again while the database is away (for up to
+        ``stale_seconds``, after which another worker may take the scan over anyway)."""
+        deadline = time.monotonic() + self.settings.stale_seconds
+        while True:
+            try:
+                return write(*args, **kwargs)
+            except StoreUnavailable:
+                if time.monotonic() >= deadline or self._stop.is_set():
+                    raise
+                time.sleep(OUTCOME_RETRY_S)
+
     # -- helpers -----------------------------------------------------------------------------
 
     def _submit(self, scan_id: str) -> None:
         assert self.executor is not None, "ScanService.start() was not called"
-        with self._events_lock:
-            self._events.setdefault(scan_id, threading.Event())
+        if not self.distributed:
+            with self._events_lock:
+                self._events.setdefault(scan_id, threading.Event())
         self.executor.submit(scan_id)
 
     def _signal(self, scan_id: str) -> None:

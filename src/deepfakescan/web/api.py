@@ -186,21 +186,25 @@ def list_models():
 
 @bp.get("/health")
 def health():
+    """200 when every configured part is up, else 503 naming the parts that are down."""
     from ..detectors.bundle import list_models as installed
+    from ..jobs import health as parts
 
     service = get_service()
-    active = service.store.active()
+    state = parts.check(service)
     models = [m.name for m in installed(service.settings, verify_sha=False) if m.valid]
-    return jsonify(
-        {
-            "status": "ok",
-            "version": __version__,
-            "workers": service.settings.workers,
-            "queued": sum(r.status == "queued" for r in active),
-            "running": sum(r.status == "running" for r in active),
-            "models": models,
-        }
-    )
+    body = {
+        "status": "unavailable" if state.down else "ok",
+        "version": __version__,
+        "mode": "scaled" if service.distributed else "embedded",
+        "workers": state.workers,
+        "queued": state.queued,
+        "running": state.running,
+        "models": models,
+        "parts": state.parts,
+        "down": state.down,
+    }
+    return jsonify(body), 503 if state.down else 200
 
 
 @bp.get("/openapi.json")

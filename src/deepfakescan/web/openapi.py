@@ -17,6 +17,7 @@ from ..jobs.store import STATUSES
 from ..report import ARTIFACT_KINDS, MEDIA_KINDS, VERDICTS
 
 MAX_WAIT_S = 120
+HEALTH_PARTS = ("database", "broker", "workers")
 
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 
@@ -44,7 +45,8 @@ _ERROR_TEXT = {
     415: "Not an image, audio or video format we decode (judged by content, not by name).",
     422: "The format was recognised but the file is damaged, or there was nothing to judge.",
     500: "Unexpected server error (no details are given; the server log has them).",
-    503: "No model installed for this kind of media.",
+    503: "No model installed for this kind of media (model_missing), or the scan history's"
+    " database cannot be reached (store_unavailable): try again later.",
     504: "The scan did not finish in time (POST /predict only).",
 }
 
@@ -161,15 +163,52 @@ SCHEMAS: dict[str, Any] = {
     "Health": {
         "type": "object",
         "additionalProperties": False,
-        "required": ["status", "version", "workers", "queued", "running", "models"],
+        "required": [
+            "status",
+            "version",
+            "mode",
+            "workers",
+            "queued",
+            "running",
+            "models",
+            "parts",
+            "down",
+        ],
         "properties": {
-            "status": {"type": "string", "enum": ["ok"]},
+            "status": {"type": "string", "enum": ["ok", "unavailable"]},
             "version": {"type": "string"},
-            "workers": {"type": "integer", "minimum": 1},
-            "queued": {"type": "integer", "minimum": 0},
-            "running": {"type": "integer", "minimum": 0},
+            "mode": {
+                "type": "string",
+                "enum": ["embedded", "scaled"],
+                "description": "embedded: scans run on this process's threads; scaled: on"
+                " Celery workers (DEEPFAKESCAN_BROKER_URL).",
+            },
+            "workers": {
+                "type": ["integer", "null"],
+                "minimum": 0,
+                "description": "Scans that can run at once: this process's scan threads, or"
+                " the worker processes seen lately (null while the database is down).",
+            },
+            "queued": {"type": ["integer", "null"], "minimum": 0},
+            "running": {"type": ["integer", "null"], "minimum": 0},
             "models": {"type": "array", "items": {"type": "string"}},
+            "parts": {
+                "type": "object",
+                "description": "database, broker (when configured) and workers.",
+                "additionalProperties": _ref("HealthPart"),
+            },
+            "down": {
+                "type": "array",
+                "items": {"type": "string", "enum": list(HEALTH_PARTS)},
+                "description": "The parts that are down (empty when status is ok).",
+            },
         },
+    },
+    "HealthPart": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["up", "detail"],
+        "properties": {"up": {"type": "boolean"}, "detail": {"type": "string"}},
     },
 }
 
@@ -243,7 +282,10 @@ PATHS: dict[str, Any] = {
                     "schema": {"type": "integer", "minimum": 0, "default": 0},
                 },
             ],
-            "responses": {"200": _json(_ref("ScanPage"), "One page of history."), **_errors(400)},
+            "responses": {
+                "200": _json(_ref("ScanPage"), "One page of history."),
+                **_errors(400, 503),
+            },
         },
     },
     "/api/v1/scans/{scan_id}": {
@@ -251,7 +293,7 @@ PATHS: dict[str, Any] = {
             "operationId": "getScan",
             "summary": "Status, progress and (when done) the report of one scan",
             "parameters": [_SCAN_ID],
-            "responses": {"200": _json(_ref("Scan"), "The scan."), **_errors(404)},
+            "responses": {"200": _json(_ref("Scan"), "The scan."), **_errors(404, 503)},
         },
         "delete": {
             "operationId": "deleteScan",
@@ -262,7 +304,7 @@ PATHS: dict[str, Any] = {
             "responses": {
                 "200": _json(_ref("Scan"), "Cancelled."),
                 "204": {"description": "Deleted."},
-                **_errors(404),
+                **_errors(404, 503),
             },
         },
     },
@@ -279,7 +321,7 @@ PATHS: dict[str, Any] = {
                     "description": "The artifact's bytes, with its media type.",
                     "content": {"image/*": {}, "application/octet-stream": {}},
                 },
-                **_errors(404),
+                **_errors(404, 503),
             },
         }
     },
@@ -293,8 +335,13 @@ PATHS: dict[str, Any] = {
     "/api/v1/health": {
         "get": {
             "operationId": "health",
-            "summary": "Liveness, queue depth and loadable models",
-            "responses": {"200": _json(_ref("Health"), "The server is up.")},
+            "summary": "Database, broker and workers up? Queue depth and loadable models",
+            "description": "Answers within 100 ms, for load balancers: 200 when every"
+            " configured part is up, 503 naming the parts that are down.",
+            "responses": {
+                "200": _json(_ref("Health"), "Every configured part is up."),
+                "503": _json(_ref("Health"), "A part is down (see down and parts)."),
+            },
         }
     },
     "/api/v1/openapi.json": {

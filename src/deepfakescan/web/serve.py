@@ -1,9 +1,13 @@
-"""``deepfakescan serve``: the web app and its scan workers in one process, on waitress.
+"""``deepfakescan serve``: the web app, with its scan workers in the same process by default.
 
-One process on purpose: the model sessions are loaded once and shared by the worker threads,
-the SQLite store needs a single writer process, and a newsroom laptop needs nothing else
-running. Waitress is a production WSGI server (pure Python, no compiler, Windows too); the
-Flask debug server is never used.
+Embedded (nothing configured): one process on purpose, since the model sessions are loaded once
+and shared by the worker threads, the SQLite store wants a single host, and a newsroom laptop
+needs nothing else running. Scaled out (``DEEPFAKESCAN_BROKER_URL``, usually with
+``DEEPFAKESCAN_DATABASE_URL``): this process only answers HTTP and queues scans for
+``deepfakescan worker`` processes; it refuses to start (exit 2, with the reason) while the
+broker or the database it is configured with cannot be reached, rather than serving errors.
+Waitress is a production WSGI server (pure Python, no compiler, Windows too); the Flask debug
+server is never used.
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ import signal
 import threading
 
 from ..config import Settings
+from ..errors import StoreUnavailable
 
 log = logging.getLogger("deepfakescan.serve")
 
 MiB = 1024 * 1024
+STARTUP_CHECK_TIMEOUT_S = 5.0
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -64,11 +70,14 @@ def serve(settings: Settings) -> None:
     """Run until Ctrl+C or SIGTERM, then let running scans reach a stage boundary and stop."""
     from waitress import create_server
 
+    from ..jobs.celery_app import redacted
+    from ..jobs.service import warm_models
     from . import create_app
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    check_parts(settings)
     app = create_app({"SETTINGS": settings})
     service = app.extensions["deepfakescan"]
     server = create_server(
@@ -80,11 +89,15 @@ def serve(settings: Settings) -> None:
         max_request_body_size=settings.max_bytes + 64 * MiB,
         ident="deepfakescan",
     )
-    threading.Thread(target=_warm_models, args=(settings,), daemon=True).start()
+    if service.distributed:
+        where = f"scans go to the workers on {redacted(settings.broker_url)}"
+    else:  # scans run here: load the models now, not at the first upload
+        threading.Thread(target=warm_models, args=(settings,), daemon=True).start()
+        where = f"history in {settings.data_path}"
     shown = "localhost" if settings.host in ("0.0.0.0", "::", "") else settings.host
     print(
         f"deepfakescan is running: open http://{shown}:{server.effective_port}/ in a browser"
-        f" (history in {settings.data_path}; Ctrl+C to stop)",
+        f" ({where}; Ctrl+C to stop)",
         flush=True,
     )
 
@@ -103,14 +116,22 @@ def serve(settings: Settings) -> None:
         service.close()
 
 
-def _warm_models(settings: Settings) -> None:
-    """Open every valid model session now, so the first upload does not pay for it."""
-    from ..detectors.bundle import list_models, load_model
-    from ..errors import DeepfakescanError
+def check_parts(settings: Settings) -> None:
+    """Refuse to start while a configured broker or database cannot be reached.
 
-    for info in list_models(settings, verify_sha=False):
-        if info.valid:
-            try:
-                load_model(info.name, settings)
-            except DeepfakescanError as e:
-                log.warning("model %s not loaded: %s", info.name, e.message)
+    Raises ``BrokerUnavailable`` or ``StoreUnavailable`` (the CLI prints the message and
+    exits with 2): a web node that cannot queue or record scans should not take traffic.
+    """
+    from ..jobs.celery_app import BrokerUnavailable, ping_broker
+    from ..jobs.store import open_store
+
+    if settings.broker_url:
+        try:
+            ping_broker(settings.broker_url, STARTUP_CHECK_TIMEOUT_S)
+        except BrokerUnavailable as e:
+            raise BrokerUnavailable(f"not starting: {e.message} (DEEPFAKESCAN_BROKER_URL)") from e
+    if settings.database_url:
+        try:
+            open_store(settings).close()  # also migrates a new database, once
+        except StoreUnavailable as e:
+            raise StoreUnavailable(f"not starting: {e.message} (DEEPFAKESCAN_DATABASE_URL)") from e
