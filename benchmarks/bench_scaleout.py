@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from bench_web import Load, face_jpeg, free_port, multipart, rss_mb
+from bench_web import Load, face_jpeg, free_port, multipart, rss_mb, wait_until_up
 from common import load_average, print_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,19 +103,11 @@ def stop(proc: subprocess.Popen | None) -> None:
 
 def wait_for_web(port: int, proc: subprocess.Popen, log: Path, timeout: float = 90.0) -> None:
     """Until the web node answers HTTP (its health may say 503 while no worker is up)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            why = log.read_text(errors="replace")[-2000:]
-            raise SystemExit(f"web node exited with {proc.returncode}:\n{why}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/api/v1/openapi.json")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit("web node did not come up")
+
+    def output() -> str:
+        return log.read_text(errors="replace")
+
+    wait_until_up(port, proc, timeout, path="/api/v1/openapi.json", output=output)
 
 
 def start_cluster(mode: str, services: Services, tmp: Path) -> Cluster:

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from common import load_average, print_table
@@ -81,15 +82,26 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def wait_until_up(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+def wait_until_up(
+    port: int,
+    proc: subprocess.Popen,
+    timeout: float = 60.0,
+    *,
+    path: str = "/api/v1/health",
+    output: Callable[[], str] | None = None,
+) -> None:
+    """Until ``GET path`` answers 200; exits with the server's last output if it died first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            why = proc.stderr.read().decode(errors="replace")[-2000:] if proc.stderr else ""
-            raise SystemExit(f"server exited with {proc.returncode}:\n{why}")
+            if output is None and proc.stderr:
+                why = proc.stderr.read().decode(errors="replace")
+            else:
+                why = output() if output else ""
+            raise SystemExit(f"server exited with {proc.returncode}:\n{why[-2000:]}")
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/api/v1/health")
+            conn.request("GET", path)
             if conn.getresponse().status == 200:
                 return
         except OSError:

@@ -93,7 +93,37 @@ PG_OPTIONS = {
 }
 
 
-class PostgresServer:
+class _Server:
+    """A server of a test's own: made in ``__enter__``, stopped and removed in ``__exit__``;
+    ``start``/``stop`` in between take it away and bring it back on the same port."""
+
+    root: Path
+
+    def __enter__(self):
+        try:
+            self.create()
+            self.start()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        with contextlib.suppress(Exception):
+            self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def create(self) -> None:
+        """What happens once, before the first start (nothing by default)."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+
+class PostgresServer(_Server):
     """A PostgreSQL cluster of its own: ``initdb`` once, then ``start``/``stop`` at will.
 
     ``url`` stays valid across a stop and a start (same port, same data directory), so a test
@@ -118,23 +148,12 @@ class PostgresServer:
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
         self.running = False
 
-    def __enter__(self) -> PostgresServer:
-        try:
-            run(
-                [*as_user(self.user), self.initdb, "-D", str(self.data), "-U", "postgres"]
-                + ["--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"],
-                "initdb",
-            )
-            self.start()
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        with contextlib.suppress(Exception):
-            self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
+    def create(self) -> None:
+        run(
+            [*as_user(self.user), self.initdb, "-D", str(self.data), "-U", "postgres"]
+            + ["--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"],
+            "initdb",
+        )
 
     def start(self) -> None:
         """Start (again) on the same port; returns once it accepts connections."""
@@ -194,7 +213,7 @@ def fresh_database(server_url: str) -> Iterator[str]:
 # --------------------------------------------------------------------------------- Redis
 
 
-class RedisServer:
+class RedisServer(_Server):
     """A Redis server of its own, without persistence (no RDB snapshot, no AOF): a restart
     loses every queued message, the worst case the workers' reconciler must cover.
 
@@ -210,19 +229,6 @@ class RedisServer:
         self.log = self.root / "server.log"
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen | None = None
-
-    def __enter__(self) -> RedisServer:
-        try:
-            self.start()
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        with contextlib.suppress(Exception):
-            self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
 
     def start(self) -> None:
         """Start (again) on the same port, empty; returns once it answers PING."""
