@@ -235,7 +235,8 @@ def prepare(args: argparse.Namespace) -> Bench:
 
 def crop_batch(bench: Bench, bundle) -> np.ndarray:
     """The photo's first face aligned as ``bundle`` wants it (the whole photo without faces)."""
-    from deepfakescan.detectors.image import crop_spec, to_batch
+    from deepfakescan.detectors.bundle import to_batch
+    from deepfakescan.detectors.image import crop_spec
     from deepfakescan.faces import align_face
 
     side, margin = crop_spec(bundle)

@@ -11,6 +11,7 @@ import pytest
 
 from deepfakescan.training import paths
 from deepfakescan.training.audio.data import Row
+from deepfakescan.training.autoencoders.data import SyntheticRow
 from deepfakescan.training.image.data import ManifestRow
 from deepfakescan.training.manifest import read_manifest, write_manifest
 
@@ -20,7 +21,8 @@ COMMITTED = sorted((ROOT / "data" / "manifests").glob("*.csv"))
 
 @pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.name)
 def test_committed_manifests_come_back_byte_for_byte(path: Path, tmp_path: Path):
-    row_type = Row if path.name.startswith("audio_") else ManifestRow
+    prefixes = {"audio_": Row, "synthetic_": SyntheticRow}
+    row_type = next((t for p, t in prefixes.items() if path.name.startswith(p)), ManifestRow)
     rows = read_manifest(path, row_type)
     assert rows and all(isinstance(r, row_type) for r in rows)
     out = write_manifest(tmp_path / path.name, rows, row_type)

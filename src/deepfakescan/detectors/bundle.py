@@ -424,3 +424,15 @@ def _mismatches(card: dict, session: ort.InferenceSession) -> list[str]:
     if missing:
         problems.append(f"card outputs {missing} are not graph outputs {sorted(graph_outputs)}")
     return problems
+
+
+def to_batch(crops: list[np.ndarray] | np.ndarray, spec: dict) -> np.ndarray:
+    """Stack uint8 (S, S, 3) crops into the float32 batch the card describes (NCHW or NHWC)."""
+    pre = spec.get("preprocessing", {})
+    x = np.stack(crops).astype(np.float32) / 255.0
+    x = (x - np.asarray(pre.get("mean", [0.0] * 3), np.float32)) / np.asarray(
+        pre.get("std", [1.0] * 3), np.float32
+    )
+    if spec.get("layout", "NCHW") == "NCHW":
+        x = x.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(x)

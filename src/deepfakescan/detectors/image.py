@@ -9,7 +9,10 @@ is unsure. A heatmap artifact shows where each face's evidence lies, and a downs
 of the image as analysed (the web page draws the face boxes on it) comes with every image.
 
 An image without a face is ``uncertain``: this release judges faces, and says so rather than
-guess. With no ``image`` bundle installed the scan fails with ``ModelMissing`` (HTTP 503).
+guess. When an ``image-synthetic`` bundle is installed, the whole image is scored as well
+(``detectors.synthetic``) and the two judgements are combined by ``detectors.verdict``: either
+model seeing a fake is enough. With no ``image`` bundle installed the scan fails with
+``ModelMissing`` (HTTP 503).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from ..config import Settings
 from ..faces import AlignedFace, DetectedFace, align_face, detect_photo_faces
 from ..media.image import DecodedImage
 from ..report import Artifact, Box, Evidence, Face, ModelRef, percent, verdict_for
-from .bundle import ModelBundle, optional_model, require_model
+from . import synthetic
+from .bundle import ModelBundle, optional_model, require_model, to_batch
 from .explain import PREVIEW_MAX_SIDE, heatmap_overlay, preview_jpeg, sigmoid
 
 IMAGE_MODEL = "image"
@@ -47,18 +51,6 @@ def crop_spec(bundle: ModelBundle) -> tuple[int, float]:
     size = pre.get("size", 224)
     side = size if isinstance(size, int) else size[0]
     return int(side), float(pre.get("margin", 1.3))
-
-
-def to_batch(crops: list[np.ndarray], spec: dict) -> np.ndarray:
-    """Stack uint8 (S, S, 3) crops into the float32 batch the card describes (NCHW or NHWC)."""
-    pre = spec.get("preprocessing", {})
-    x = np.stack(crops).astype(np.float32) / 255.0
-    x = (x - np.asarray(pre.get("mean", [0.0] * 3), np.float32)) / np.asarray(
-        pre.get("std", [1.0] * 3), np.float32
-    )
-    if spec.get("layout", "NCHW") == "NCHW":
-        x = x.transpose(0, 3, 1, 2)
-    return np.ascontiguousarray(x)
 
 
 def score_faces(
@@ -115,6 +107,11 @@ def analyse_image(
             ],
             models=models,
         )
+    whole_image, _ = optional_model(synthetic.MODEL_NAME, settings)
+    if whole_image is not None:
+        if check is not None:
+            check()
+        evidence = synthetic.add_whole_image(evidence, image.rgb, whole_image)
     evidence.artifacts.append(_preview_artifact(image.rgb))
     return evidence
 

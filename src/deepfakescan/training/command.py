@@ -1,4 +1,4 @@
-"""``deepfakescan train audio|image|image-family``: one command shape for every model.
+"""``deepfakescan train <model>``: one command shape for every model and fake maker.
 
 Each model's subcommand takes its recipe options and these run options:
 
@@ -36,7 +36,9 @@ LEAVE_OUT_RUN = "loo-{source}"
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``train`` and one subcommand per model; returns the ``train`` parser."""
     from .audio import command as audio
+    from .autoencoders import command as autoencoders
     from .image import command as image
+    from .synthetic import command as synthetic
 
     parser = subparsers.add_parser(
         "train",
@@ -47,7 +49,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         ),
     )
     sub = parser.add_subparsers(dest="model", required=True)
-    for name, module in (("audio", audio), ("image", image), ("image-family", image)):
+    models = (
+        ("audio", audio),
+        ("image", image),
+        ("image-family", image),
+        ("image-synthetic", synthetic),
+        ("autoencoders", autoencoders),
+    )
+    for name, module in models:
         p = module.add_parser(sub, name)
         add_run_options(p, name)
         p.set_defaults(func=_needs_torch(module.run), model=name)

@@ -1,0 +1,238 @@
+"""Whole-image detector: is this picture made by a generator, with or without a face in it?
+
+The ``image-synthetic`` model scores square crops taken at the image's native resolution
+(never resized: resampling wipes out the high-frequency traces a generator leaves), one
+"fake" logit per crop. The crops are spread over the whole picture so that a partly edited
+image is still looked at where it was edited. :func:`sample_crops` is the one place that
+chooses crops; training (``training/synthetic/``) and serving both call it, so the model is
+trained on exactly what it is later shown.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..report import Artifact, Evidence, percent, verdict_for
+from .bundle import ModelBundle, to_batch
+from .explain import heatmap_overlay
+from .verdict import Judgement, combine
+
+MODEL_NAME = "image-synthetic"
+ROLE = "whole-image-detector"
+CROP = 256  # px, at native resolution
+N_CROPS = 16
+"""Crops scored per image: a 4 x 4 grid, enough to cover a 12-megapixel photo's quarters."""
+BATCH = 8
+"""Crops per ONNX Runtime call (bounds memory on a large ``n_crops``)."""
+EVIDENCE_NAME = "whole-image.jpg"
+LABEL = "the whole-image detector"
+FACE_LABEL = "the face detector"
+
+
+def _pad_to(rgb: np.ndarray, size: int) -> np.ndarray:
+    """Reflect-pad the bottom and right edges so both sides are at least ``size`` px.
+
+    Padding only after the image keeps image coordinates unchanged: a crop at origin (0, 0)
+    starts at the image's first pixel. Reflection (not zeros) keeps the padded part looking
+    like the image's own texture; ``np.pad`` reflects repeatedly when the pad is wider than
+    the image.
+    """
+    h, w = rgb.shape[:2]
+    pad_h, pad_w = max(0, size - h), max(0, size - w)
+    if not (pad_h or pad_w):
+        return rgb
+    mode = "reflect" if min(h, w) > 1 else "edge"  # reflecting a 1-px side is undefined
+    return np.pad(rgb, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode)
+
+
+def _grid_shape(n: int, h: int, w: int) -> tuple[int, int]:
+    """Rows and columns of a grid of at least ``n`` cells, shaped like the image."""
+    cols = min(n, max(1, round(math.sqrt(n * w / h))))
+    return math.ceil(n / cols), cols
+
+
+def _cell_origin(rng: np.random.Generator, cell: int, count: int, span: int) -> int:
+    """A random origin in the ``cell``-th of ``count`` equal slices of ``[0, span]``."""
+    lo = span * cell // count
+    hi = span * (cell + 1) // count
+    return int(rng.integers(lo, hi + 1))
+
+
+def sample_crops(
+    rgb: np.ndarray, n: int, size: int = CROP, seed: int = 0
+) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Take ``n`` square crops of ``size`` px spread over an image, at native pixels.
+
+    The crop origins form a seeded stratified grid: the range of possible origins is cut into
+    about ``n`` cells shaped like the image, ``n`` of them are chosen (all of them when the
+    grid is exact) and each crop starts at a random point of its cell. So the crops cover the
+    picture rather than clustering, and differ from one seed to the next. An image narrower
+    or shorter than a crop is reflect-padded at its bottom / right edge first.
+
+    Parameters
+    ----------
+    rgb : (H, W, 3) uint8 array
+    n : number of crops (0 allowed)
+    size : crop side in px
+    seed : the same seed on the same image gives the same crops
+
+    Returns
+    -------
+    crops : (n, size, size, 3) uint8 array, in row-major order of their cells
+    origins : each crop's (x, y) top-left corner in image coordinates (0 on a padded side)
+    """
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 image, got {rgb.shape} {rgb.dtype}")
+    if n < 0 or size < 1:
+        raise ValueError(f"need n >= 0 and size >= 1, got n={n}, size={size}")
+    if n == 0 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        return np.zeros((0, size, size, 3), np.uint8), []
+    padded = _pad_to(rgb, size)
+    h, w = padded.shape[:2]
+    rng = np.random.default_rng(seed)
+    rows, cols = _grid_shape(n, h, w)
+    cells = np.sort(rng.permutation(rows * cols)[:n])
+    origins = []
+    for cell in cells:
+        row, col = divmod(int(cell), cols)
+        origins.append(
+            (_cell_origin(rng, col, cols, w - size), _cell_origin(rng, row, rows, h - size))
+        )
+    crops = np.stack([padded[y : y + size, x : x + size] for x, y in origins])
+    return crops, origins
+
+
+@dataclass(frozen=True)
+class WholeImageScore:
+    """What the whole-image model saw: one calibrated probability from the mean crop logit."""
+
+    probability: float
+    logit: float
+    crop_logits: np.ndarray
+    """(n,) raw logit of each crop, in the order of ``origins``."""
+    origins: list[tuple[int, int]]
+    size: int
+
+    @property
+    def looked_at(self) -> str:
+        return f"{len(self.origins)} crops of {self.size} px across the whole image"
+
+
+def crop_size(bundle: ModelBundle) -> int:
+    """The crop side the bundle was trained on (its card's ``preprocessing.size``)."""
+    size = bundle.card["inputs"][0].get("preprocessing", {}).get("size", CROP)
+    return int(size if isinstance(size, int) else size[0])
+
+
+def crop_logits(bundle: ModelBundle, crops: np.ndarray, *, batch: int = BATCH) -> np.ndarray:
+    """(N,) raw "fake" logit per crop, ``batch`` crops per ONNX Runtime call."""
+    if bundle.card["outputs"][0]["kind"] != "logit":
+        raise ValueError(f"model {bundle.name!r} must output one logit per crop")
+    spec = bundle.card["inputs"][0]
+    out = [
+        np.ravel(bundle.run(to_batch(crops[i : i + batch], spec))[bundle.output_names[0]])
+        for i in range(0, len(crops), batch)
+    ]
+    return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+
+
+def score_image(
+    rgb: np.ndarray, bundle: ModelBundle, *, n_crops: int = N_CROPS, seed: int = 0
+) -> WholeImageScore:
+    """Score ``n_crops`` native-resolution crops; the image's probability is the calibrated
+    mean of their logits (a generator's traces are everywhere, so the mean is steadier than
+    the maximum, which one odd texture would drive)."""
+    if n_crops < 1:
+        raise ValueError(f"need at least one crop, got n_crops={n_crops}")
+    size = crop_size(bundle)
+    crops, origins = sample_crops(rgb, n_crops, size=size, seed=seed)
+    logits = crop_logits(bundle, crops)
+    mean = float(logits.mean())
+    probability = float(np.ravel(bundle.calibrate(np.array([mean])))[0])
+    return WholeImageScore(probability, mean, logits, origins, size)
+
+
+def evidence_artifact(
+    rgb: np.ndarray, score: WholeImageScore, bundle: ModelBundle
+) -> tuple[Artifact, bytes]:
+    """The image, downscaled, with each crop washed red by its own calibrated score."""
+    height, width = rgb.shape[:2]
+    crop_p = np.ravel(bundle.calibrate(score.crop_logits))
+    heats, boxes = [], []
+    for (x, y), p in zip(score.origins, crop_p, strict=True):
+        shift = np.array([[1.0, 0.0, x], [0.0, 1.0, y]])
+        heats.append((np.full((1, 1), float(p)), shift, score.size))
+        box = (x, y, min(score.size, width - x), min(score.size, height - y))
+        boxes.append((box, percent(float(p))))
+    description = (
+        "Where the whole-image detector looked: each crop it scored, red by how fake it looked"
+    )
+    return (
+        Artifact(EVIDENCE_NAME, "heatmap", "image/jpeg", description),
+        heatmap_overlay(rgb, heats, boxes),
+    )
+
+
+def judgement(score: WholeImageScore, bundle: ModelBundle) -> Judgement:
+    """The whole-image model's say in the combined verdict (``verdict.combine``)."""
+    band = bundle.uncertain_band
+    low, high = band
+    p = percent(score.probability)
+    where = f"over {len(score.origins)} crops of the whole image"
+    sentence = {
+        "fake": f"The whole image looks generated or edited: {p} {where}"
+        f" (we call it fake from {high:.0%}).",
+        "real": f"The whole image looks like an unedited photo: {p} {where}"
+        f" (below {low:.0%} counts as real).",
+        "uncertain": f"The whole-image score is in the uncertain band: {p} {where}"
+        f" (between {low:.0%} and {high:.0%} we do not decide).",
+    }[verdict_for(score.probability, band)]
+    return Judgement(
+        MODEL_NAME, score.probability, bundle.threshold, band, LABEL, score.looked_at, (sentence,)
+    )
+
+
+def face_judgement(evidence: Evidence) -> Judgement:
+    """The face model's say, from the evidence ``detectors.image`` built (its first model is
+    the face detector; no probability when no face was found)."""
+    n = len(evidence.faces)
+    judged = evidence.fake_probability is not None
+    looked_at = ("the face" if n == 1 else f"{n} faces") if judged else "no face was found"
+    return Judgement(
+        evidence.models[0].name,
+        evidence.fake_probability,
+        evidence.threshold,
+        evidence.uncertain_band,
+        FACE_LABEL,
+        looked_at,
+        tuple(evidence.reasons) if judged else (),
+    )
+
+
+def add_whole_image(
+    evidence: Evidence,
+    rgb: np.ndarray,
+    bundle: ModelBundle,
+    *,
+    n_crops: int = N_CROPS,
+    seed: int = 0,
+) -> Evidence:
+    """The face evidence with the whole-image model's judgement folded in (``verdict.combine``):
+    verdict, probability, threshold, band and reasons of the deciding model, the whole-image
+    model named among the models and its crops drawn as an artifact."""
+    score = score_image(rgb, bundle, n_crops=n_crops, seed=seed)
+    combined = combine([face_judgement(evidence), judgement(score, bundle)])
+    return replace(
+        evidence,
+        verdict=combined.verdict,
+        fake_probability=combined.probability,
+        threshold=combined.threshold,
+        uncertain_band=combined.band,
+        reasons=combined.reasons,
+        models=[*evidence.models, bundle.ref(ROLE)],
+        artifacts=[*evidence.artifacts, evidence_artifact(rgb, score, bundle)],
+    )

@@ -1,0 +1,8 @@
+"""Training of ``image-synthetic``, the whole-image detector (issue #20).
+
+``data.py`` (manifest rows, epoch plans, the random chain every sample goes through),
+``nets.py`` (the early stages of EfficientNet-Lite0 and a one-logit head), ``train.py`` (steps
+for the shared loop, validation AUC per source pair on images scored as served), ``export.py``
+(ONNX, Platt calibration and threshold on validation, the card), ``command.py``
+(``deepfakescan train image-synthetic``).
+"""
