@@ -99,6 +99,30 @@ class Steps(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run (does not change the weights)."""
+
+    workers: int = 1
+    device: str = "auto"
+    checkpoint_minutes: float = 5.0
+    resume: bool = True
+    threads: int | None = None
+    max_steps: int | None = None
+    """Stop after this many steps in this call (tests, timing); the run stays resumable."""
+
+
+DEFAULT_RUN = RunOptions()
+
+
+def learning_rate(step: int, total: int, peak: float, warmup: int) -> float:
+    """Linear warm-up then cosine decay to zero: a pure function of the step (resumable)."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 def save_atomic(path: Path, state: dict) -> None:
     """``torch.save`` through a temporary file and a rename."""
     tmp = Path(path).with_suffix(".tmp")
@@ -257,6 +281,9 @@ class Loop:
 
 __all__ = [
     "BEST",
+    "DEFAULT_RUN",
+    "RunOptions",
+    "learning_rate",
     "CHECKPOINT",
     "EpochSummary",
     "LoopOptions",

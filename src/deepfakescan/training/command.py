@@ -131,6 +131,20 @@ def run_dir_for(args: argparse.Namespace, model: str) -> Path:
     return paths.run_dir(model, name)
 
 
+def run_options_for(args: argparse.Namespace):
+    """The ``checkpoint.RunOptions`` of an image-style subcommand's speed and run flags."""
+    from .checkpoint import RunOptions  # torch: only once the command runs
+
+    return RunOptions(
+        workers=args.workers,
+        device=args.device,
+        checkpoint_minutes=args.checkpoint_minutes,
+        resume=args.resume,
+        threads=args.threads,
+        max_steps=args.max_steps,
+    )
+
+
 def out_dir_for(args: argparse.Namespace, run: Path) -> Path:
     """``--out``, or ``<run>/export``: never the package unless asked."""
     return Path(args.out) if args.out else paths.export_dir(run)

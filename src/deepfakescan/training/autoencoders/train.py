@@ -24,7 +24,7 @@ import torch
 from torch.nn import functional as TF
 
 from .. import checkpoint
-from ..checkpoint import EpochSummary, LoopOptions
+from ..checkpoint import EpochSummary, LoopOptions, learning_rate
 from .data import center_patch, patch_batch, to_rgb, to_unit
 from .nets import build, gradient_l1
 
@@ -74,14 +74,6 @@ class RunOptions:
     max_steps: int | None = None
     threads: int | None = None
     log_every: int | None = 50
-
-
-def learning_rate(step: int, total: int, peak: float, warmup: int) -> float:
-    """Linear warm-up then cosine decay to zero: a pure function of the step (resumable)."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return peak * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

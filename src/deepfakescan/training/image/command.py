@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import paths
-from ..command import data_root_for, out_dir_for, run_dir_for
+from ..command import data_root_for, out_dir_for, run_dir_for, run_options_for
 
 log = logging.getLogger("deepfakescan.train.image")
 
@@ -69,7 +69,7 @@ def add_parser(sub: Any, name: str) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Cache the crops, train (or resume), export, as the run options say."""
     from .data import load_crops
-    from .train import RunOptions, train
+    from .train import train
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     evals = _card_metrics(args.metrics)
@@ -81,14 +81,7 @@ def run(args: argparse.Namespace) -> int:
     config = _config(args)
     run_dir = run_dir_for(args, args.model)
     if not args.export_only:
-        options = RunOptions(
-            workers=args.workers,
-            device=args.device,
-            checkpoint_minutes=args.checkpoint_minutes,
-            resume=args.resume,
-            threads=args.threads,
-            max_steps=args.max_steps,
-        )
+        options = run_options_for(args)
         final = train(config, loaded["train"], loaded["val"], run_dir, options)
         if final["epoch"] < config.epochs:
             print(f"stopped at epoch {final['epoch']}; rerun the same command to resume")

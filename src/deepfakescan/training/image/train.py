@@ -31,7 +31,14 @@ from torch.utils.data import DataLoader, Subset
 from ...evaluation.metrics import roc_auc
 from .. import checkpoint
 from ..allocator import reuse_freed_memory
-from ..checkpoint import CHECKPOINT, EpochSummary, LoopOptions
+from ..checkpoint import (
+    CHECKPOINT,
+    DEFAULT_RUN,
+    EpochSummary,
+    LoopOptions,
+    RunOptions,
+    learning_rate,
+)
 from .data import (
     FAMILIES,
     SBI_SOURCE,
@@ -101,19 +108,6 @@ class TrainConfig:
     weights: dict[str, float] = field(default_factory=lambda: dict(DETECTOR_WEIGHTS))
 
 
-@dataclass(frozen=True)
-class RunOptions:
-    """How to run (does not change the weights)."""
-
-    workers: int = 1
-    device: str = "auto"
-    checkpoint_minutes: float = 5.0
-    resume: bool = True
-    threads: int | None = None
-    max_steps: int | None = None
-    """Stop after this many steps in this call (tests, timing); the run stays resumable."""
-
-
 FAMILY_RECIPE = {"frozen_blocks": 6, "epochs": 8, "epoch_size": 1536}
 """The classifier starts from the same backbone but learns an easier, coarser task: fewer
 trainable blocks and samples."""
@@ -146,14 +140,6 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def learning_rate(step: int, total: int, peak: float, warmup: int) -> float:
-    """Linear warm-up then cosine decay to zero: a pure function of the step (resumable)."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return peak * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def build_model(config: TrainConfig) -> CamNet:
@@ -279,7 +265,7 @@ def train(
     train_crops: Sequence[FaceCrop],
     val_crops: Sequence[FaceCrop],
     out_dir: Path,
-    options: RunOptions = RunOptions(),
+    options: RunOptions = DEFAULT_RUN,
 ) -> dict:
     """Train (or resume) into ``out_dir``; returns the final checkpoint's state.
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import paths
-from ..command import data_root_for, out_dir_for, run_dir_for
+from ..command import data_root_for, out_dir_for, run_dir_for, run_options_for
 
 log = logging.getLogger("deepfakescan.train.synthetic")
 
@@ -137,7 +137,7 @@ def card_command(leave_out: str | None, config) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Read the manifests, train (or resume), export, as the run options say."""
-    from .train import RunOptions, train
+    from .train import train
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     evals = _card_metrics(args.metrics)
@@ -147,14 +147,7 @@ def run(args: argparse.Namespace) -> int:
     config = _config(args)
     run_dir = run_dir_for(args, MODEL)
     if not args.export_only:
-        options = RunOptions(
-            workers=args.workers,
-            device=args.device,
-            checkpoint_minutes=args.checkpoint_minutes,
-            resume=args.resume,
-            threads=args.threads,
-            max_steps=args.max_steps,
-        )
+        options = run_options_for(args)
         final = train(config, splits["train"], splits["val"], run_dir, options)
         if final["epoch"] < config.epochs:
             print(f"stopped at epoch {final['epoch']}; rerun the same command to resume")

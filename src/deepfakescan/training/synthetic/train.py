@@ -27,9 +27,16 @@ from torch.utils.data import DataLoader, Subset
 from ...evaluation.metrics import roc_auc
 from .. import checkpoint
 from ..allocator import reuse_freed_memory
-from ..checkpoint import CHECKPOINT, EpochSummary, LoopOptions
+from ..checkpoint import (
+    CHECKPOINT,
+    DEFAULT_RUN,
+    EpochSummary,
+    LoopOptions,
+    RunOptions,
+    learning_rate,
+)
 from ..image.nets import IMAGENET_MEAN, IMAGENET_STD
-from ..image.train import CHANNELS_LAST, learning_rate, pick_device
+from ..image.train import CHANNELS_LAST, pick_device
 from .data import (
     CROP,
     ServedDataset,
@@ -85,18 +92,6 @@ class TrainConfig:
     leave_out: str | None = None
     """A source (or glob) held out of train and validation (a generalisation run)."""
     weights: dict[str, float] = field(default_factory=lambda: dict(WEIGHTS))
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How to run (does not change the weights)."""
-
-    workers: int = 1
-    device: str = "auto"
-    checkpoint_minutes: float = 5.0
-    resume: bool = True
-    threads: int | None = None
-    max_steps: int | None = None
 
 
 @dataclass(frozen=True)
@@ -164,7 +159,11 @@ def pair_aucs(scores: np.ndarray, rows: Sequence) -> dict[str, float]:
 
 
 def train(
-    config: TrainConfig, train_split: Split, val_split: Split, out_dir: Path, options=RunOptions()
+    config: TrainConfig,
+    train_split: Split,
+    val_split: Split,
+    out_dir: Path,
+    options: RunOptions = DEFAULT_RUN,
 ) -> dict:
     """Train (or resume) into ``out_dir``; returns the final checkpoint's state.
 
