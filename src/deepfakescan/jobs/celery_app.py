@@ -48,9 +48,17 @@ class BrokerUnavailable(DeepfakescanError):
     code = "broker_unavailable"
 
 
+SCALE_EXTRA = "pip install 'deepfakescan[scale]'"
+
+
 def make_celery(settings: Settings) -> Celery:
     """A Celery app on ``settings.broker_url`` with the delivery guarantees scans need."""
-    from celery import Celery
+    try:
+        from celery import Celery
+    except ModuleNotFoundError as e:  # a broker URL set without the extra: say how to fix it
+        raise BrokerUnavailable(
+            f"{e.name} is needed for DEEPFAKESCAN_BROKER_URL: {SCALE_EXTRA}"
+        ) from e
 
     if not settings.broker_url:
         raise ValueError("make_celery needs DEEPFAKESCAN_BROKER_URL")
@@ -90,6 +98,10 @@ def ping_broker(url: str, timeout_s: float) -> None:
 
             with Connection(url, connect_timeout=timeout_s) as conn:
                 conn.ensure_connection(max_retries=1, timeout=timeout_s)
+    except ModuleNotFoundError as e:
+        raise BrokerUnavailable(
+            f"{e.name} is needed for DEEPFAKESCAN_BROKER_URL: {SCALE_EXTRA}"
+        ) from e
     except Exception as e:  # redis, kombu and socket errors alike: the broker is not there
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise BrokerUnavailable(f"the broker {redacted(url)} does not answer: {reason}") from e

@@ -444,8 +444,8 @@ def _create_engine(url: sa.URL) -> Engine:
             return sa.create_engine(
                 url, pool_pre_ping=True, connect_args={"connect_timeout": CONNECT_TIMEOUT_S}
             )
-        except ModuleNotFoundError as e:
-            raise ModuleNotFoundError(
+        except ModuleNotFoundError as e:  # a PostgreSQL URL set without the extra
+            raise StoreUnavailable(
                 f"{e.name} is needed for PostgreSQL: pip install 'deepfakescan[scale]'"
             ) from e
     Path(url.database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
