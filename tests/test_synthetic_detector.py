@@ -21,7 +21,7 @@ from deepfakescan.detectors.synthetic import (
 )
 from deepfakescan.detectors.verdict import combine
 
-from .conftest import face_jpeg, solid_jpeg, write_bundle
+from .conftest import face_jpeg, image_card, solid_jpeg, write_bundle
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -125,37 +125,23 @@ def red_minus_green_model():
 
 def synthetic_card(**overrides) -> dict:
     """Written like a shipped card: task image-synthetic, NCHW, ImageNet mean/std, 256 px."""
-    card = {
+    preprocessing = {
+        "size": CROP,
+        "mean": IMAGENET_MEAN,
+        "std": IMAGENET_STD,
+        "crop": "native-resolution crops (detectors.synthetic.sample_crops)",
+    }
+    spec = {"name": "image", "layout": "NCHW", "shape": [None, 3, CROP, CROP]}
+    fields = {
         "name": MODEL_NAME,
-        "version": "test-1",
         "task": "image-synthetic",
         "description": "Test stand-in: scores red minus green, not generation.",
-        "inputs": [
-            {
-                "name": "image",
-                "layout": "NCHW",
-                "shape": [None, 3, CROP, CROP],
-                "dtype": "float32",
-                "preprocessing": {
-                    "size": CROP,
-                    "mean": IMAGENET_MEAN,
-                    "std": IMAGENET_STD,
-                    "crop": "native-resolution crops (detectors.synthetic.sample_crops)",
-                },
-            }
-        ],
+        "inputs": [{**spec, "dtype": "float32", "preprocessing": preprocessing}],
         "outputs": [{"name": "logit", "kind": "logit"}],
-        "labels": ["real", "fake"],
         "calibration": {"method": "temperature", "temperature": 2.0},
-        "threshold": 0.5,
-        "uncertain_band": [0.4, 0.6],
         "training": {"sources": [], "command": "built in tests/test_synthetic_detector.py"},
-        "metrics": {},
-        "licence": "Apache-2.0",
-        "sha256": "",
     }
-    card.update(overrides)
-    return card
+    return image_card(**{**fields, **overrides})
 
 
 @pytest.fixture

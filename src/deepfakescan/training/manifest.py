@@ -18,6 +18,24 @@ from typing import Any, TypeVar
 Row = TypeVar("Row")
 
 
+class FrameKey:
+    """For rows naming a file, or one frame of a video (``path``, ``source``, ``frame``): the
+    key that names the image and the committed manifests' order, defined once for every model."""
+
+    path: str
+    source: str
+    frame: int | None
+
+    @property
+    def key(self) -> str:
+        """Unique name of the image: the path, plus ``#frame`` for video frames."""
+        return self.path if self.frame is None else f"{self.path}#{self.frame}"
+
+    def sort_key(self) -> tuple[str, str, int]:
+        """The committed order: by source, path, frame (stills first)."""
+        return (self.source, self.path, -1 if self.frame is None else self.frame)
+
+
 def fields_of(row_type: type) -> tuple[str, ...]:
     """The manifest header of ``row_type``: its dataclass fields, in order."""
     return tuple(f.name for f in dataclasses.fields(row_type))

@@ -32,7 +32,7 @@ from ..image.data import (
     _split_groups,
     video_frames,
 )
-from ..manifest import read_manifest, write_manifest
+from ..manifest import FrameKey, read_manifest, write_manifest
 
 MANIFEST = "synthetic_{split}.csv"
 """File name of a split's manifest in the manifest directory."""
@@ -44,7 +44,7 @@ REAL, FAKE = 0, 1
 
 
 @dataclass(frozen=True)
-class SyntheticRow:
+class SyntheticRow(FrameKey):
     """One file (or one video frame) of a split."""
 
     path: str
@@ -52,15 +52,6 @@ class SyntheticRow:
     label: int
     source: str
     frame: int | None = None
-
-    @property
-    def key(self) -> str:
-        """Unique name of the image: the path, plus ``#frame`` for video frames."""
-        return self.path if self.frame is None else f"{self.path}#{self.frame}"
-
-    def sort_key(self) -> tuple[str, str, int]:
-        """The committed order: by source, path, frame."""
-        return (self.source, self.path, -1 if self.frame is None else self.frame)
 
 
 def plan_manifests(

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..manifest import FrameKey
 from .synth import EVAL_CHAIN, TRAIN_CHAIN, ChainConfig, random_chain, self_blend
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ SBI_SOURCE = "self-blended"
 
 
 @dataclass(frozen=True)
-class ManifestRow:
+class ManifestRow(FrameKey):
     """One file (or one video frame) of a split."""
 
     path: str
@@ -71,15 +72,6 @@ class ManifestRow:
     family: str
     source: str
     frame: int | None = None
-
-    @property
-    def key(self) -> str:
-        """Unique name of the crop: the path, plus ``#frame`` for video frames."""
-        return self.path if self.frame is None else f"{self.path}#{self.frame}"
-
-    def sort_key(self) -> tuple[str, str, int]:
-        """The committed manifests' order: by source, path, frame (stills first)."""
-        return (self.source, self.path, -1 if self.frame is None else self.frame)
 
 
 # ---------------------------------------------------------------------------- manifests
