@@ -16,7 +16,7 @@ WORKDIR /src
 # pyproject.toml names README.md and LICENSE; src/ carries the package and its models
 COPY pyproject.toml README.md LICENSE ./
 COPY src ./src
-RUN /opt/deepfakescan/bin/pip install ".[scale]"
+RUN /opt/deepfakescan/bin/pip install ".[scale,provenance]"
 
 
 FROM python:3.11-slim

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything the test suite needs (Debian packages, a virtualenv with the package and
-# its [dev,train,eval,scale] extras) and run the whole suite. Used by the README and by .ci/run.
+# its [dev,train,eval,scale,provenance] extras) and run the whole suite. Used by the README and by .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +19,7 @@ fi
 
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q -e '.[dev,train,eval,scale]'
+.venv/bin/pip install -q -e '.[dev,train,eval,scale,provenance]'
 # one command per line: under `set -e` a failure inside an `a && b` list does not stop the script
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

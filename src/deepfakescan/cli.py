@@ -1,4 +1,4 @@
-"""Command line: ``deepfakescan scan|models|serve|worker|eval|train``.
+"""Command line: ``deepfakescan scan|provenance|models|serve|worker|eval|train``.
 
 The CLI parses flags, calls the library and picks a writer from ``WRITERS``; it holds no
 analysis logic of its own.
@@ -24,6 +24,7 @@ from .errors import DeepfakescanError
 
 if TYPE_CHECKING:
     from .detectors.bundle import ModelInfo
+    from .provenance import Provenance
 
 EXIT_REAL = 0
 EXIT_FAKE = 1
@@ -238,6 +239,52 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_provenance(args: argparse.Namespace) -> int:
+    from .media.source import MediaSource
+    from .provenance import provenance_judgement, read_provenance
+
+    settings = Settings.from_env()
+    source = MediaSource.from_any(args.path, settings)
+    provenance = read_provenance(source, settings=settings)
+    hint, reasons = provenance_judgement(provenance)
+    if args.json:
+        out = {"file": args.path, **provenance.to_dict(), "hint": hint, "reasons": list(reasons)}
+        json.dump(out, sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+        return 0
+    print(describe_provenance(provenance, hint, reasons))
+    return 0
+
+
+def describe_provenance(provenance: Provenance, hint: str | None, reasons: Sequence[str]) -> str:
+    """``deepfakescan provenance`` for people: the hint and why, then one line per record."""
+    lines = [
+        f"hint: {hint or 'none (the records neither show AI generation nor count as a capture)'}"
+    ]
+    lines += [f"  {reason}" for reason in reasons]
+    if not provenance.items:
+        lines.append("no provenance records found (absence means nothing: most sites strip them)")
+    for item in provenance.items:
+        flags = [f for f, on in (("AI", item.declares_ai), ("camera", item.camera_capture)) if on]
+        if item.source == "c2pa":
+            flags.insert(0, item.validation or "")
+        lines.append(
+            f"{item.source} {item.field}: {item.value}"
+            + (f"  [{', '.join(flags)}]" if flags else "")
+        )
+        for label, value in (
+            ("signer", item.signer),
+            ("claim generator", item.claim_generator),
+            ("actions", ", ".join(item.actions)),
+            ("digital source type", item.digital_source_type),
+            ("ingredients", ", ".join(item.ingredients)),
+        ):
+            if value and item.source == "c2pa":
+                lines.append(f"    {label}: {value}")
+    lines += [f"warning: {w}" for w in provenance.warnings]
+    return "\n".join(lines)
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     # jobs/ is imported here, not at the top: the store's SQLAlchemy would slow every command
     from .jobs.worker import run_worker
@@ -336,6 +383,17 @@ def build_parser() -> argparse.ArgumentParser:
     bar = p.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None)
     bar.add_argument("--no-progress", dest="progress", action="store_false")
+
+    p = sub.add_parser(
+        "provenance",
+        help="print what a file declares about its origin (C2PA, XMP/IPTC, generator tags)",
+        description="Read the file's own provenance records (C2PA manifests, IPTC digital"
+        " source type, EXIF, PNG text such as Stable Diffusion parameters or ComfyUI graphs,"
+        " audio and video tags) without running a model, and the hint they give.",
+    )
+    p.add_argument("path", metavar="FILE")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_provenance)
 
     p = sub.add_parser("models", help="list installed models and their cards")
     p.add_argument("--json", action="store_true")

@@ -40,6 +40,7 @@ ENV_VARS = {
     "heartbeat_seconds": "DEEPFAKESCAN_HEARTBEAT_SECONDS",
     "stale_seconds": "DEEPFAKESCAN_STALE_SECONDS",
     "requeue_seconds": "DEEPFAKESCAN_REQUEUE_SECONDS",
+    "c2pa_trust": "DEEPFAKESCAN_C2PA_TRUST",
 }
 
 
@@ -104,6 +105,10 @@ class Settings:
     requeue_seconds: float = 30.0
     """A scan queued this long while a worker sat idle lost its message (a broker restarted
     without persistence): the reconciler, which runs twice as often, sends it again."""
+    c2pa_trust: Path | None = None
+    """PEM bundle of the C2PA signers' root certificates the operator trusts. A camera-capture
+    manifest supports a ``real`` verdict only when its signer chains to one of them; unset,
+    no signer is trusted (signatures are still checked)."""
 
     @property
     def data_path(self) -> Path:
