@@ -194,3 +194,41 @@ def test_the_committed_manifests_come_back_and_agree_with_the_face_splits():
     if not root.is_dir():
         pytest.skip(f"no data root at {root}: file existence not checked")
     assert all((root / r.path).is_file() for s in SPLITS for r in splits[s])
+
+
+def test_each_real_gets_the_asked_number_of_decoders_stably_and_evenly():
+    instances = [f"{a}-0" for a in ("transposed", "nearest", "bilinear", "pixelshuffle", "vae")]
+    keys = [f"faces/ffhq-real/{i}.jpg" for i in range(500)]
+    picks = [reconstruct.assigned_instances(k, instances, 1) for k in keys]
+    assert all(len(p) == 1 for p in picks)
+    assert picks == [reconstruct.assigned_instances(k, instances, 1) for k in keys]
+    counts = {i: sum(p == [i] for p in picks) for i in instances}
+    assert min(counts.values()) > 60  # about 100 each
+    two = reconstruct.assigned_instances(keys[0], instances, 2)
+    assert len(set(two)) == 2 and picks[0][0] in two
+    assert reconstruct.assigned_instances(keys[0], instances, 0) == instances
+    # a new instance moves only the reals it wins
+    more = [reconstruct.assigned_instances(k, [*instances, "vae-1"], 1) for k in keys]
+    moved = [k for k, a, b in zip(keys, picks, more, strict=True) if a != b]
+    assert all(
+        reconstruct.assigned_instances(k, [*instances, "vae-1"], 1) == ["vae-1"] for k in moved
+    )
+
+
+def test_reconstruction_skips_the_reals_another_decoder_was_given(tmp_path: Path):
+    root = tmp_path / "data"
+    for name in ("a", "b"):
+        _write_png(root / f"images/photo-real/{name}.png", synthetic_image(24, 24, 0))
+    splits = {
+        "train": [data.SyntheticRow(f"images/photo-real/{n}.png", 0, "photo-real") for n in "ab"]
+    }
+    rows = reconstruct.write_fakes(
+        nets.build("nearest").eval(),
+        train.TrainConfig(arch="nearest"),
+        splits,
+        root,
+        tmp_path / "fakes",
+        keep=lambda r: r.path.endswith("b.png"),
+    )
+    assert [r.real for r in rows] == ["images/photo-real/b.png"]
+    assert not (tmp_path / "fakes/nearest-0/train/photo-real/a.png").exists()

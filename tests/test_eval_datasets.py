@@ -93,6 +93,88 @@ def test_manifest_errors_name_the_problem(tmp_path, text, message):
         load_dataset(tmp_path / "m.csv")
 
 
+def test_manifest_paths_start_from_the_data_root_given(tmp_path):
+    touch(tmp_path, "data/images/photo-real/a.png", "data/images/sd-fake/b.webp")
+    manifest = tmp_path / "manifests" / "synthetic_test.csv"
+    manifest.parent.mkdir()
+    manifest.write_text(
+        "path,label,source,frame\n"
+        "images/photo-real/a.png,0,photo-real,\n"
+        "images/sd-fake/b.webp,1,sd-fake,\n"
+    )
+    items = load_dataset(manifest, data_root=tmp_path / "data")
+    assert [(i.path, i.label, i.source) for i in items] == [
+        (tmp_path / "data/images/photo-real/a.png", 0, "photo-real"),
+        (tmp_path / "data/images/sd-fake/b.webp", 1, "sd-fake"),
+    ]
+
+
+def test_committed_manifest_finds_the_data_root_of_the_environment(tmp_path, monkeypatch):
+    """Paths that are not under the manifest's folder are looked up where training reads
+    them: ``$DEEPFAKESCAN_DATA_ROOT`` (else ``../shared/data``)."""
+    touch(tmp_path, "corpora/images/photo-real/a.png")
+    manifest = tmp_path / "manifests" / "m.csv"
+    manifest.parent.mkdir()
+    manifest.write_text("path,label,source\nimages/photo-real/a.png,0,photo-real\n")
+    monkeypatch.setenv("DEEPFAKESCAN_DATA_ROOT", str(tmp_path / "corpora"))
+    (item,) = load_dataset(manifest)
+    assert item.path == tmp_path / "corpora/images/photo-real/a.png"
+
+
+def test_manifest_whose_files_are_nowhere_says_where_it_looked_and_how_to_point(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("DEEPFAKESCAN_DATA_ROOT", str(tmp_path / "corpora"))
+    (tmp_path / "m.csv").write_text("path,label\nimages/a.png,0\n")
+    with pytest.raises(BadInput, match="none of the 1 files") as info:
+        load_dataset(tmp_path / "m.csv")
+    assert str(tmp_path / "corpora") in info.value.message
+    assert "--data-root" in info.value.message
+
+
+def test_default_data_root_is_the_one_training_reads(monkeypatch):
+    from deepfakescan.evaluation import datasets
+    from deepfakescan.training import paths
+
+    assert (datasets.DATA_ROOT_ENV, datasets.DEFAULT_DATA_ROOT) == (
+        paths.DATA_ROOT_ENV,
+        paths.DEFAULT_DATA_ROOT,
+    )
+    monkeypatch.delenv("DEEPFAKESCAN_DATA_ROOT", raising=False)
+    assert datasets.default_data_root() == paths.data_root()
+
+
+def test_a_clip_listed_frame_by_frame_is_one_video_item(tmp_path):
+    touch(tmp_path, "video/real/3.mp4", "video/real/4.mp4", "faces/ffhq-real/x.png")
+    (tmp_path / "m.csv").write_text(
+        "path,label,source,frame\n"
+        "faces/ffhq-real/x.png,0,ffhq-real,\n"
+        + "".join(f"video/real/3.mp4,0,video-real,{i}\n" for i in range(10))
+        + "".join(f"video/real/4.mp4,0,video-real,{i}\n" for i in range(3))
+    )
+    items = load_dataset(tmp_path / "m.csv")
+    assert [(i.path.name, i.source) for i in items] == [
+        ("x.png", "ffhq-real"),
+        ("3.mp4", "video-real"),
+        ("4.mp4", "video-real"),
+    ]
+
+
+def test_frames_of_one_clip_with_different_labels_are_refused(tmp_path):
+    touch(tmp_path, "video/real/3.mp4")
+    (tmp_path / "m.csv").write_text(
+        "path,label,source,frame\nvideo/real/3.mp4,0,video-real,0\nvideo/real/3.mp4,1,video-real,1\n"
+    )
+    with pytest.raises(BadInput, match=r"m.csv:3: frames of 3.mp4 disagree"):
+        load_dataset(tmp_path / "m.csv")
+
+
+def test_data_root_is_refused_for_layouts_that_are_not_manifests(tmp_path):
+    touch(tmp_path, "real/a.jpg")
+    with pytest.raises(BadInput, match="manifests only"):
+        load_dataset(tmp_path, data_root=tmp_path)
+
+
 # --- FaceForensics++ ----------------------------------------------------------------------------
 
 

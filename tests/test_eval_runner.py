@@ -253,3 +253,185 @@ def test_eval_command_with_nothing_scored_exits_1(tmp_path):
         raise CorruptMedia("nope")
 
     assert command.run(parse(["eval", str(data), "--bootstrap", "0"]), score_fn=refuse) == 1
+
+
+# --- false positives of the verdict per real source ---------------------------------------------
+
+# name -> (source, probability, verdict): the verdict is what a user sees, the probability alone
+# may sit above the threshold inside the uncertain band, or come from another model
+VERDICTS = {
+    "p1": ("photo-real", 0.2, "real"),
+    "p2": ("photo-real", 0.55, "uncertain"),  # >= threshold, but not called fake
+    "p3": ("photo-real", 0.9, "fake"),
+    "p4": ("photo-real", 0.1, "real"),
+    "v1": ("video-real", 0.3, "real"),
+    "v2": ("video-real", None, "uncertain"),  # nothing judged: an abstention, not a fake
+    "s1": ("sd-fake", 0.9, "fake"),
+}
+
+
+def verdict_scan(path: Path) -> SimpleNamespace:
+    if path.name == "bad":
+        raise CorruptMedia("truncated")
+    _, prob, verdict = VERDICTS[path.name]
+    return SimpleNamespace(fake_probability=prob, verdict=verdict, threshold=0.5)
+
+
+def verdict_items() -> list[LabelledItem]:
+    items = [
+        LabelledItem(Path(name), int(source.endswith("fake")), "real", source)
+        for name, (source, _, _) in VERDICTS.items()
+    ]
+    return [*items, LabelledItem(Path("bad"), 0, "real", "video-real")]
+
+
+def test_real_false_positives_count_the_verdict_per_real_source():
+    result = evaluate(verdict_items(), verdict_scan, bootstrap=0)
+    photo, video = result.real_sources
+    assert (photo.source, photo.n, photo.fake, photo.uncertain, photo.errors) == (
+        "photo-real",
+        4,
+        1,
+        1,
+        0,
+    )
+    assert (video.source, video.n, video.fake, video.uncertain, video.errors) == (
+        "video-real",
+        2,
+        0,
+        1,
+        1,
+    )
+    assert photo.rate == 0.25 and video.rate == 0.0
+    # the table's FPR uses p >= threshold and counts the uncertain 0.55 too
+    assert result.group("source", "photo-real").metrics["fpr"] == pytest.approx(2 / 4)
+    lo, hi = photo.interval
+    assert 0 < lo < 0.25 < hi < 1
+    assert video.interval[0] == 0.0 and video.interval[1] > 0.3  # 0 of 2 proves little
+
+
+def test_real_false_positives_are_printed_and_written():
+    result = evaluate(verdict_items(), verdict_scan, bootstrap=0)
+    table = format_table(result)
+    assert "false positives of the verdict per real source" in table
+    line = next(x for x in table.splitlines() if x.strip().startswith("photo-real"))
+    assert "1/4 = 25.0% [" in line and "uncertain 1, errors 0" in line
+    assert not any(x.strip().startswith("sd-fake ") for x in table.splitlines())
+    written = result.to_dict()["real_false_positives"]
+    assert [(r["source"], r["fake"], r["n"], r["rate"]) for r in written] == [
+        ("photo-real", 1, 4, 0.25),
+        ("video-real", 0, 2, 0.0),
+    ]
+
+
+# --- eval on a committed-style manifest, images re-encoded in memory ------------------------------
+
+
+def photo_png(path: Path, seed: int = 0) -> None:
+    import numpy as np
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rgb = np.random.default_rng(seed).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(path, "PNG")
+
+
+WAV_HEAD = b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00"
+
+
+def manifest_corpus(root: Path) -> Path:
+    """A data root with two photos and a 'clip' (any non-image bytes), and a manifest
+    elsewhere listing them relative to the root, the clip frame by frame."""
+    photo_png(root / "data/images/photo-real/a.png", 0)
+    photo_png(root / "data/images/photo-real/b.png", 1)
+    (root / "data/video/real").mkdir(parents=True)
+    (root / "data/video/real/3.wav").write_bytes(WAV_HEAD + bytes(64))
+    manifest = root / "manifests/synthetic_test.csv"
+    manifest.parent.mkdir()
+    manifest.write_text(
+        "path,label,source,frame\n"
+        "images/photo-real/a.png,0,photo-real,\n"
+        "images/photo-real/b.png,0,photo-real,\n"
+        "video/real/3.wav,0,video-real,0\n"
+        "video/real/3.wav,0,video-real,1\n"
+    )
+    return manifest
+
+
+@pytest.fixture
+def scanned(monkeypatch):
+    """``deepfakescan.scan`` replaced by a recorder: what each call was handed."""
+    import deepfakescan
+
+    seen: dict[str, object] = {}
+
+    def scan(source, *, settings=None, name=None, **_):
+        seen[name] = source
+        return SimpleNamespace(fake_probability=0.1, verdict="real", threshold=0.5)
+
+    monkeypatch.setattr(deepfakescan, "scan", scan)
+    return seen
+
+
+@pytest.mark.parametrize(("spec", "fmt"), [("webp:80", "webp"), ("jpeg:75", "jpeg")])
+def test_reencode_scans_every_image_as_lossy_bytes_and_leaves_clips_alone(
+    tmp_path, capsys, scanned, spec, fmt
+):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from deepfakescan.media.sniff import sniff_bytes
+
+    manifest = manifest_corpus(tmp_path)
+    args = parse(
+        ["eval", str(manifest), "--data-root", str(tmp_path / "data"), "--bootstrap", "0"]
+        + ["--reencode", spec, "--json"]
+    )
+    assert command.run(args) == 0
+    assert sorted(scanned) == ["3.wav", "a.png", "b.png"]  # the clip once, not per frame
+    assert scanned["3.wav"] == tmp_path / "data/video/real/3.wav"
+    original = np.asarray(Image.open(tmp_path / "data/images/photo-real/a.png"), np.float64)
+    data = scanned["a.png"]
+    assert isinstance(data, bytes) and sniff_bytes(data[:64]) == ("image", fmt)
+    decoded = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), np.float64)
+    assert decoded.shape == original.shape
+    assert 0 < np.abs(decoded - original).mean() < 80  # lossy, yet the same picture
+    notes = json.loads(capsys.readouterr().out)["notes"]
+    assert len(notes) == 1 and f"quality {spec.split(':')[1]}" in notes[0]
+
+
+def test_without_reencode_files_are_scanned_in_place(tmp_path, scanned):
+    manifest = manifest_corpus(tmp_path)
+    args = parse(["eval", str(manifest), "--data-root", str(tmp_path / "data")])
+    assert command.run(args) == 0
+    assert scanned["a.png"] == tmp_path / "data/images/photo-real/a.png"
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("png:80", "FORMAT one of ['jpeg', 'jpg', 'webp']"),
+        ("webp", "FORMAT one of"),
+        ("webp:0", "quality must lie in 1..100, got 0"),
+        ("webp:101", "quality must lie in 1..100, got 101"),
+        ("jpeg:high", "quality 'high' is not a whole number"),
+    ],
+)
+def test_reencode_refuses_what_it_cannot_do(spec, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        parse(["eval", "x.csv", "--reencode", spec])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_an_image_that_cannot_be_decoded_is_an_error_of_that_file(tmp_path):
+    from deepfakescan.config import Settings
+    from deepfakescan.errors import DeepfakescanError
+    from deepfakescan.evaluation.reencode import parse_reencode, scan_input
+
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(PNG_MAGIC + b"\x00" * 40)
+    with pytest.raises(DeepfakescanError):
+        scan_input(broken, parse_reencode("webp:80"), Settings())

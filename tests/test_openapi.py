@@ -14,10 +14,11 @@ import pytest
 from markupsafe import escape
 
 from deepfakescan.config import Settings
+from deepfakescan.report import SCHEMA_VERSION
 from deepfakescan.web import create_app
 from deepfakescan.web.openapi import build_openapi
 
-from .conftest import validate_report
+from .conftest import REPORT_SCHEMA, validate_report
 
 SPEC = build_openapi()
 DOCUMENTED_PREFIXES = ("/api/v1", "/predict")
@@ -119,3 +120,12 @@ def test_docs_page_lists_every_operation(bare_app):
         for op in ops.values():
             assert str(escape(op["summary"])) in page
     check_response(bare_app, response)
+
+
+def test_the_documented_report_names_the_schema_version_and_the_whole_image_field():
+    report = SPEC["components"]["schemas"]["Report"]
+    assert f"schema_version {SCHEMA_VERSION}" in report["description"]
+    whole = report["properties"]["whole_image"]
+    published = REPORT_SCHEMA["$defs"]["whole_image"]
+    assert set(whole["required"]) <= set(published["required"])
+    assert "whole_image" not in report["required"]  # absent when the model did not run

@@ -122,5 +122,5 @@ def test_input_over_the_byte_limit_is_refused_before_reading(tmp_path):
 def test_report_json_round_trips_through_the_schema(settings_with_brightness):
     report = scan(face_jpeg("bright"), settings=settings_with_brightness)
     data = report.to_dict()
-    assert data["schema_version"] == "1.0"
+    assert data["schema_version"] == "1.1"
     assert data["verdict"] == "fake" and 0.5 <= data["fake_probability"] <= 1.0

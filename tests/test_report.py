@@ -6,10 +6,13 @@ from deepfakescan.report import (
     ARTIFACT_KINDS,
     MEDIA_KINDS,
     MODALITIES,
+    SCHEMA_VERSION,
     VERDICTS,
     Artifact,
+    FrameScore,
     MediaInfo,
     Report,
+    WholeImage,
     verdict_for,
 )
 
@@ -62,6 +65,7 @@ def test_artifact_bytes_stay_out_of_the_json():
         (("properties", "verdict"), VERDICTS),
         (("$defs", "face", "properties", "verdict"), VERDICTS),
         (("$defs", "track", "properties", "verdict"), VERDICTS),
+        (("$defs", "whole_image", "properties", "verdict"), VERDICTS),
         (("$defs", "media", "properties", "type"), MEDIA_KINDS),
         (("$defs", "segment", "properties", "modality"), MODALITIES),
         (("$defs", "artifact", "properties", "kind"), ARTIFACT_KINDS),
@@ -72,3 +76,63 @@ def test_the_published_schema_lists_the_same_vocabulary_as_the_code(where, value
     for key in where:
         node = node[key]
     assert node["enum"] == list(values)
+
+
+def _bare_report(**fields) -> Report:
+    return Report(
+        verdict="uncertain",
+        fake_probability=None,
+        threshold=None,
+        uncertain_band=None,
+        reasons=["No face was found."],
+        media=MediaInfo(type="image", format="png", size_bytes=10, width=2, height=2),
+        **fields,
+    )
+
+
+def test_the_published_schema_is_the_version_reports_carry():
+    assert REPORT_SCHEMA["properties"]["schema_version"]["const"] == SCHEMA_VERSION == "1.1"
+    assert REPORT_SCHEMA["$id"].endswith(f"report-{SCHEMA_VERSION}.json")
+
+
+def test_without_the_whole_image_model_the_json_has_the_1_0_fields_only():
+    data = _bare_report().to_dict()
+    validate_report(data)
+    assert "whole_image" not in data
+    assert sorted(data) == sorted(REPORT_SCHEMA["required"])
+
+
+@pytest.mark.parametrize(
+    ("whole", "expected"),
+    [
+        (
+            WholeImage(0.6123456789, "fake", 0.5, (0.4, 0.6), 16, "whole-image.jpg"),
+            {
+                "fake_probability": 0.612346,
+                "verdict": "fake",
+                "threshold": 0.5,
+                "uncertain_band": [0.4, 0.6],
+                "crops": 16,
+                "artifact": "whole-image.jpg",
+                "frames": None,
+            },
+        ),
+        (
+            WholeImage(0.2, "real", 0.5, (0.4, 0.6), 4, frames=[FrameScore(0.5004, 0.2)]),
+            {
+                "fake_probability": 0.2,
+                "verdict": "real",
+                "threshold": 0.5,
+                "uncertain_band": [0.4, 0.6],
+                "crops": 4,
+                "artifact": None,
+                "frames": [{"time_s": 0.5, "fake_probability": 0.2}],
+            },
+        ),
+    ],
+    ids=["image", "video"],
+)
+def test_the_whole_image_score_is_a_field_of_the_json(whole, expected):
+    data = _bare_report(whole_image=whole).to_dict()
+    validate_report(data)
+    assert data["whole_image"] == expected

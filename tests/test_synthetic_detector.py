@@ -14,7 +14,11 @@ from deepfakescan.detectors.synthetic import (
     CROP,
     EVIDENCE_NAME,
     MODEL_NAME,
+    N_CROPS,
+    N_CROPS_PER_FRAME,
     evidence_artifact,
+    frames_judgement,
+    frames_probability,
     judgement,
     sample_crops,
     score_image,
@@ -285,6 +289,34 @@ def test_image_without_a_face_is_judged_by_the_whole_image_model(with_whole_imag
     assert report.reasons[1] == "The face detector had nothing to judge (no face was found)."
 
 
+def test_face_free_image_reports_the_whole_image_score_as_a_field(with_whole_image):
+    from deepfakescan import scan
+
+    report = scan(solid_jpeg(200), settings=with_whole_image(5.0))
+    assert report.verdict == "fake"
+    whole = report.to_dict()["whole_image"]
+    assert whole == {
+        "fake_probability": round(1 / (1 + np.exp(-5.0)), 6),
+        "verdict": "fake",
+        "threshold": 0.5,
+        "uncertain_band": [0.4, 0.6],
+        "crops": N_CROPS,
+        "artifact": EVIDENCE_NAME,
+        "frames": None,
+    }
+    assert EVIDENCE_NAME in report.artifact_data
+
+
+def test_whole_image_field_keeps_its_own_verdict_when_the_face_decides(with_whole_image):
+    """A fake face over a real-looking picture: the report is fake, the field says real."""
+    from deepfakescan import scan
+
+    report = scan(face_jpeg("bright"), settings=with_whole_image(-5.0))
+    assert report.verdict == "fake"
+    assert report.whole_image.verdict == "real"
+    assert report.whole_image.fake_probability == pytest.approx(1 / (1 + np.exp(5.0)))
+
+
 def test_without_the_whole_image_model_reports_stay_as_they_were(monkeypatch, tmp_path):
     """The shipped models without an image-synthetic bundle (as shipped today): a faceless
     image is uncertain with the face model's reason, and nothing of the whole-image model
@@ -307,3 +339,27 @@ def test_without_the_whole_image_model_reports_stay_as_they_were(monkeypatch, tm
     ]
     assert MODEL_NAME not in [m.name for m in report.models]
     assert [a.name for a in report.artifacts] == ["preview.jpg"]
+    assert report.whole_image is None and "whole_image" not in report.to_dict()
+
+
+def test_median_of_frame_scores_decides_and_ignores_a_minority_of_odd_frames():
+    assert frames_probability([0.1, 0.2, 0.95]) == 0.2
+    assert frames_probability([0.9, 0.8, 0.05, 0.99]) == pytest.approx(0.85)
+    with pytest.raises(ValueError):
+        frames_probability([])
+
+
+def test_video_frames_are_judged_by_their_median_and_the_fake_frames_counted(model):
+    times = [0.0, 0.5, 1.0, 1.5, 2.0]
+    probabilities = [0.1, 0.95, 0.2, 0.15, 0.9]
+    mine, field = frames_judgement(times, probabilities, model)
+    assert mine.probability == 0.2 and mine.verdict == "real"
+    assert mine.reasons[0] == (
+        "The video's frames look like unedited footage: 20% as the median over 5 sampled"
+        " frames (below 40% counts as real); 2 of 5 frames scored fake on their own."
+    )
+    assert field.verdict == "real" and field.crops == N_CROPS_PER_FRAME
+    assert field.artifact is None
+    assert [(f.time_s, f.fake_probability) for f in field.frames] == list(
+        zip(times, probabilities, strict=True)
+    )

@@ -20,9 +20,10 @@ from deepfakescan.detectors.card import check_card  # noqa: E402
 from deepfakescan.evaluation.metrics import VALIDATION_FPR_BUDGET  # noqa: E402
 from deepfakescan.training import command as train_command  # noqa: E402
 from deepfakescan.training import onnx_export  # noqa: E402
-from deepfakescan.training.synthetic import data, export, nets  # noqa: E402
+from deepfakescan.training.synthetic import baseline, data, export, nets, robustness  # noqa: E402
 from deepfakescan.training.synthetic import train as train_synthetic  # noqa: E402
 from deepfakescan.training.synthetic.command import bundle_name, card_command  # noqa: E402
+from deepfakescan.training.synthetic.table import card_table  # noqa: E402
 
 SIZE = 64
 """Crop side of the tiny runs (the shipped model: data.CROP = 256)."""
@@ -221,7 +222,7 @@ def test_a_tiny_run_resumes_lowers_its_loss_and_separates_a_trivial_set(tiny_run
 
 
 def test_the_exported_bundle_has_a_valid_card_calibrated_on_validation(tiny_run):
-    _, _, final, _, _, val_split, tmp = tiny_run
+    _, _, final, _, train_split, val_split, tmp = tiny_run
     test_split = _split(tmp, 12, 2, "test")
     onnx_path, card_path = export.export_synthetic_model(
         final,
@@ -230,6 +231,7 @@ def test_the_exported_bundle_has_a_valid_card_calibrated_on_validation(tiny_run)
         tmp / "models",
         "image-synthetic",
         command="test",
+        train=train_split,
         train_counts={"photo-real": 12, "sd-fake": 12},
         n_crops=3,
     )
@@ -249,6 +251,36 @@ def test_the_exported_bundle_has_a_valid_card_calibrated_on_validation(tiny_run)
         ("photo-real", 12),
         ("sd-fake", 12),
     ]
+    test = card["metrics"]["test"]
+    assert set(test["sharpness_baseline"]) == set(test["auc"]) == {"sd-fake vs photo-real"}
+    assert {"value", "ci95", "n_fake", "n_real"} <= set(
+        test["sharpness_baseline"]["sd-fake vs photo-real"]
+    )
+    assert card["metrics"]["sharpness_baseline"]["fitted_on"] == {
+        "n_real": 12,
+        "n_fake": 12,
+        "n_crops": baseline.TRAIN_CROPS,
+    }
+    assert {c: set(v) for c, v in test["robustness"].items()} == {
+        "jpeg75": set(test["auc"]),
+        "resize0.5": set(test["auc"]),
+    }
+    assert card["metrics"]["robustness_n_crops"] == robustness.ROBUSTNESS_CROPS
+    assert "| sd-fake vs photo-real | 6 / 6 |" in card_table(card)
+
+
+def test_test_files_are_scored_in_one_pass_exactly_as_served(tiny_run):
+    """The pass that adds the baseline and the robustness conditions gives the model the
+    same scores as :func:`export.score_onnx` (ServedDataset), so the card's figures agree."""
+    _, _, final, _, _, val_split, tmp = tiny_run
+    net, config = export.model_from_checkpoint(final)
+    session = onnx_export.onnx_session(export.export_graph(net, tmp / "pass.onnx", SIZE), 1)
+    paths = val_split.paths[:4]
+    scores = export.score_test_images(session, paths, 3, SIZE, robust_crops=2)
+    assert np.allclose(scores.model, export.score_onnx(session, paths, 3, SIZE), atol=1e-6)
+    assert scores.sharpness.shape == (4, len(baseline.FEATURES))
+    assert set(scores.conditions) == {"jpeg75", "resize0.5"}
+    assert not np.allclose(scores.conditions["resize0.5"], scores.model)
 
 
 def test_the_cli_registers_train_image_synthetic_with_the_run_options(capsys):

@@ -21,11 +21,11 @@ from PIL import Image
 import deepfakescan
 from deepfakescan import cli
 from deepfakescan.config import Settings
-from deepfakescan.detectors import bundle
+from deepfakescan.detectors import bundle, synthetic
 from deepfakescan.detectors import video as V
 from deepfakescan.errors import ModelMissing, ScanCancelled
 
-from .conftest import audio_card, write_bundle
+from .conftest import REPORT_SCHEMA, audio_card, write_bundle
 from .fixtures import (
     _add_audio_stream,
     _write_audio,
@@ -35,6 +35,7 @@ from .fixtures import (
     make_video,
     tone,
 )
+from .test_synthetic_detector import red_minus_green_model, synthetic_card
 
 SIZE = (256, 192)
 FPS = 10
@@ -269,6 +270,96 @@ def test_the_family_is_named_when_the_classifier_is_confident(natural_voice):
     assert "Face 1 most resembles a blended face swap." in report.reasons
     assert "manipulation-classifier" in {m.role for m in report.models}
     assert all(f.family == "blend" for f in report.faces)
+
+
+# ---------------------------------------------------------------------------- whole image
+
+RED, GREEN = (250, 0, 0), (0, 250, 0)
+"""Colours the whole-image stand-in scores fake (red) and real (green), frame by frame."""
+
+
+def install_whole_image(directory, **card) -> None:
+    """The red-minus-green whole-image stand-in (tests/test_synthetic_detector.py)."""
+    write_bundle(directory, synthetic.MODEL_NAME, red_minus_green_model(), synthetic_card(**card))
+    bundle.clear_cache()
+
+
+def solid(rgb: tuple[int, int, int]) -> np.ndarray:
+    return np.broadcast_to(np.array(rgb, np.uint8), (SIZE[1], SIZE[0], 3)).copy()
+
+
+def test_face_free_video_gets_a_visual_verdict_and_a_whole_image_timeline(brightness_model_dir):
+    install_whole_image(brightness_model_dir)
+    settings = Settings.from_env(video_frames=8)
+    report = deepfakescan.scan(encode([solid(RED)] * 20), settings=settings)
+    assert report.faces == [] and report.tracks == []
+    assert report.verdict == "fake"
+    assert report.reasons[0].startswith("The video's frames look generated or edited: ")
+    assert report.reasons[0].endswith("; 8 of 8 frames scored fake on their own.")
+    assert (
+        "The face detector had nothing to judge (no face was found in the 8 sampled frames)."
+        in report.reasons
+    )
+    whole = report.whole_image
+    assert whole.verdict == "fake" and whole.fake_probability == report.fake_probability
+    assert whole.crops == synthetic.N_CROPS_PER_FRAME and whole.artifact is None
+    times = [f.time_s for f in whole.frames]
+    assert len(times) == report.media.frames_sampled == 8 and times == sorted(times)
+    assert all(f.fake_probability > 0.6 for f in whole.frames)
+    assert (report.threshold, report.uncertain_band) == (0.5, (0.4, 0.6))
+    assert ("image-synthetic", "whole-image-detector") in {(m.name, m.role) for m in report.models}
+    assert report.timings_ms["whole-image"] > 0
+    assert len(report.to_dict()["whole_image"]["frames"]) == 8
+
+
+def test_a_few_generated_looking_frames_do_not_make_a_video_fake(brightness_model_dir):
+    """The median decides: a red minority of frames is counted in the reason, not obeyed."""
+    install_whole_image(brightness_model_dir)
+    frames = [solid(GREEN)] * 14 + [solid(RED)] * 6
+    report = deepfakescan.scan(encode(frames), settings=Settings.from_env(video_frames=8))
+    whole = report.whole_image
+    fake_frames = sum(f.fake_probability >= 0.6 for f in whole.frames)
+    assert 1 <= fake_frames < 4
+    assert whole.fake_probability == pytest.approx(
+        float(np.median([f.fake_probability for f in whole.frames]))
+    )
+    assert report.verdict == whole.verdict == "real"
+    assert report.reasons[0].startswith("The video's frames look like unedited footage")
+    assert report.reasons[0].endswith(f"; {fake_frames} of 8 frames scored fake on their own.")
+
+
+def test_whole_image_fake_overrules_a_real_face_and_voice(natural_voice):
+    # Platt with a = 0: every frame scores sigmoid(5), whatever it shows
+    install_whole_image(
+        natural_voice.model_dir, calibration={"method": "platt", "a": 0.0, "b": 5.0}
+    )
+    report = deepfakescan.scan(clip("dark"), settings=natural_voice)
+    [track] = report.tracks
+    assert track.verdict == "real"
+    assert report.verdict == "fake"
+    assert report.reasons[0].startswith("The video's frames look generated or edited")
+    assert any(
+        r.startswith("The face detector (1 face followed across 8 frames) looks authentic")
+        for r in report.reasons
+    )
+    assert any(r.startswith("Voice sounds natural") for r in report.reasons)
+    assert {s.modality for s in report.segments} == {"visual", "audio"}
+
+
+def test_without_the_whole_image_model_video_reports_are_as_before(natural_voice):
+    report = deepfakescan.scan(clip("bright"), settings=natural_voice)
+    data = report.to_dict()
+    assert sorted(data) == sorted(REPORT_SCHEMA["required"])  # the 1.0 fields, no whole_image
+    assert report.whole_image is None and "whole-image" not in report.timings_ms
+    assert synthetic.MODEL_NAME not in {m.name for m in report.models}
+    faceless = deepfakescan.scan(encode([solid(RED)] * 20), settings=natural_voice)
+    assert faceless.verdict == "uncertain" and faceless.whole_image is None
+    assert faceless.reasons == [
+        "This video cannot be judged: no face was found and there is no audio track.",
+        "No face was found in the 8 sampled frames, so the picture was not judged (this"
+        " release judges faces).",
+        "The video has no audio track, so only the picture was judged.",
+    ]
 
 
 # ---------------------------------------------------------------------------- edge cases

@@ -23,10 +23,24 @@ from PIL import Image, ImageDraw
 
 from deepfakescan import pipeline
 from deepfakescan.config import Settings
-from deepfakescan.report import Artifact, Box, Face, MediaInfo, Report, Segment, Track
+from deepfakescan.detectors import bundle as bundles
+from deepfakescan.detectors.synthetic import MODEL_NAME as WHOLE_IMAGE_MODEL
+from deepfakescan.detectors.synthetic import N_CROPS, N_CROPS_PER_FRAME
+from deepfakescan.report import (
+    Artifact,
+    Box,
+    Face,
+    FrameScore,
+    MediaInfo,
+    Report,
+    Segment,
+    Track,
+    WholeImage,
+)
 
-from .conftest import face_jpeg
-from .fixtures import make_video, tone_wav
+from .conftest import face_jpeg, write_bundle
+from .fixtures import gradient_rgb, make_video, tone_wav
+from .test_synthetic_detector import red_minus_green_model, synthetic_card
 from .test_web_api import audio_report
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -128,7 +142,8 @@ def scan_with_stand_ins(path, *, name=None, **kw):
 
 
 def video_report(name: str) -> Report:
-    """Stand-in for the video detector: visual and audio timelines, a track, three frames."""
+    """Stand-in for the video detector: visual and audio timelines, a track, three frames; a
+    ``whole-`` clip also gets the whole-image model's per-frame scores."""
     visual = [Segment(i, i + 1, 0.3 if i < 5 else 0.9, "visual") for i in range(10)]
     voice = [Segment(i, i + 2, 0.2 + 0.05 * i, "audio") for i in range(0, 10, 2)]
     report = Report(
@@ -142,6 +157,11 @@ def video_report(name: str) -> Report:
         tracks=[Track(0, [float(i) for i in range(10)], 0.82, "fake", 5, "blend")],
         source_name=name,
     )
+    if name.startswith("whole-"):
+        frames = [FrameScore(i + 0.5, 0.15 if i < 6 else 0.85) for i in range(10)]
+        report.whole_image = WholeImage(
+            0.15, "real", 0.5, (0.4, 0.6), N_CROPS_PER_FRAME, frames=frames
+        )
     for i in range(3):
         frame = Image.fromarray(np.full((90, 160, 3), 60 + 50 * i, np.uint8))
         report.add_artifact(
@@ -160,10 +180,16 @@ def server(request, tmp_path):
     from deepfakescan.web import create_app
 
     options = dict(getattr(request, "param", {}))
+    whole_image = options.pop("whole_image", None)
     config = {}
     if not options.pop("shipped", False):
-        request.getfixturevalue("brightness_model_dir")
+        directory = request.getfixturevalue("brightness_model_dir")
+        if whole_image is not None:
+            # the whole-image stand-in with its verdict fixed: Platt a = 0 gives sigmoid(b)
+            card = synthetic_card(calibration={"method": "platt", "a": 0.0, "b": whole_image})
+            write_bundle(directory, WHOLE_IMAGE_MODEL, red_minus_green_model(), card)
         config["SCAN_FN"] = scan_with_stand_ins
+    bundles.clear_cache()
     settings = Settings.from_env(data_dir=tmp_path / "data", workers=1, **options)
     app = create_app({"SETTINGS": settings, **config})
     srv = create_server(app, host="127.0.0.1", port=0, threads=4)
@@ -182,6 +208,7 @@ def server(request, tmp_path):
     srv.close()
     srv.task_dispatcher.shutdown()
     app.extensions["deepfakescan"].close()
+    bundles.clear_cache()
 
 
 @pytest.fixture
@@ -307,6 +334,68 @@ def test_video_upload_shows_visual_and_audio_timelines_and_suspicious_frames(pag
     assert frames.count() == 3
     assert page.evaluate("(img) => img.complete && img.naturalWidth", frames.first.element_handle())
     assert "Person 1: 82% chance of manipulation" in card.inner_text()
+
+
+@pytest.mark.parametrize("server", [{"whole_image": 5.0}], indirect=True)
+def test_face_free_photo_shows_the_whole_image_card_with_its_picture(page, tmp_path):
+    upload(page, tmp_path, "landscape.jpg", jpeg_bytes(Image.fromarray(gradient_rgb(640, 480))))
+    card = page.locator("#result article[data-media='image']")
+    card.wait_for(timeout=60_000)
+    assert card.get_attribute("data-verdict") == "fake"  # the whole-image model decides
+    whole = card.locator("section.whole-image")
+    assert whole.get_attribute("data-verdict") == "fake"
+    assert whole.get_by_role("heading", name="Whole image").is_visible()
+    text = whole.inner_text()
+    assert "Likely fake" in text and ">99% chance of manipulation" in text
+    assert whole.locator(".whole-image-words").inner_text() == (
+        "We are more than 99% confident this image as a whole (not just its faces) has been"
+        " manipulated."
+    )
+    assert f"{N_CROPS} crops of the picture" in text
+    picture = whole.locator("img[alt^='Where the whole-image detector looked']")
+    picture.scroll_into_view_if_needed()
+    picture.wait_for()
+    page.wait_for_function(
+        "(img) => img.complete && img.naturalWidth > 0", arg=picture.element_handle()
+    )
+    assert "whole-image.jpg" in picture.get_attribute("src")
+    shot = tmp_path / "web-whole-image.png"
+    page.screenshot(path=str(shot), full_page=True)
+    keep_screenshot(shot)
+
+
+@pytest.mark.parametrize("server", [{"whole_image": -1.0}], indirect=True)
+def test_whole_image_card_words_follow_its_own_verdict_not_the_reports(page, tmp_path):
+    """A fake face in a real-looking picture: the report says fake, the whole-image card says
+    real in words that agree with its own badge (27% is "73% confident it was not")."""
+    upload(page, tmp_path, "astronaut.jpg", face_jpeg("bright"))
+    card = page.locator("#result article[data-verdict='fake']")
+    card.wait_for(timeout=60_000)
+    whole = card.locator("section.whole-image")
+    assert whole.get_attribute("data-verdict") == "real"
+    text = whole.inner_text()
+    assert "Likely real" in text and "27% chance of manipulation" in text
+    assert "Likely fake" not in text and "Likely manipulated" not in text
+    assert whole.locator(".whole-image-words").inner_text() == (
+        "We are 73% confident this image as a whole (not just its faces) has not been"
+        " manipulated (a 27% chance that it was)."
+    )
+
+
+def test_video_timeline_shows_each_frames_whole_image_score(page, tmp_path):
+    clip = make_video(tmp_path / "whole-clip.mp4", seconds=1.0)
+    page.set_input_files("#file-input", str(clip))
+    card = page.locator("#result article[data-media='video']")
+    card.wait_for(timeout=60_000)
+    chart = card.get_by_role("img", name="Faces, whole frames and voice over time")
+    assert chart.locator("polyline").count() == 3  # faces, whole frames, voice
+    assert chart.locator("polyline[stroke='#9333ea'] ~ circle[fill='#9333ea']").count() == 10
+    assert "Whole frames (visual)" in card.inner_text()
+    whole = card.locator("section.whole-image")
+    assert whole.get_by_role("heading", name="Whole frames").is_visible()
+    assert whole.get_attribute("data-verdict") == "real"
+    crops = f"10 sampled frames were scored whole, {N_CROPS_PER_FRAME} crops each"
+    assert crops in whole.inner_text()
 
 
 def test_renamed_text_file_shows_an_inline_error(page, tmp_path):

@@ -156,6 +156,7 @@ def _report(
         faces=evidence.faces,
         segments=evidence.segments,
         tracks=evidence.tracks,
+        whole_image=evidence.whole_image,
         timings_ms=timings,
         warnings=evidence.warnings,
         source_name=source_name,

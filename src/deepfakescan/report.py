@@ -13,7 +13,9 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Literal, get_args
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
+"""1.1 added ``whole_image`` (absent when the whole-image model did not run, so such a report
+reads exactly as a 1.0 one did)."""
 
 # One definition of each vocabulary: the type for annotations, the tuple (derived from it) for
 # checks and for the OpenAPI document; docs/report.schema.json repeats them and a test compares.
@@ -104,6 +106,47 @@ class Track:
 
 
 @dataclass
+class FrameScore:
+    """One sampled video frame's whole-image score."""
+
+    time_s: float
+    fake_probability: float
+
+
+@dataclass
+class WholeImage:
+    """The whole-image detector's own judgement (``detectors.synthetic``), kept beside the
+    combined verdict so a reader sees what that model said whichever model decided.
+
+    ``fake_probability`` is calibrated for an image; for a video it is the median of the
+    frames' calibrated probabilities (a score judged against the same band).
+    """
+
+    fake_probability: float
+    verdict: Verdict
+    threshold: float
+    uncertain_band: tuple[float, float]
+    crops: int
+    """Crops scored per image, or per frame of a video."""
+    artifact: str | None = None
+    """Name of the picture of the crops and their scores (images); ``None`` for a video."""
+    frames: list[FrameScore] | None = None
+    """Videos: every sampled frame's score in time order; ``None`` for an image."""
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["fake_probability"] = round(float(self.fake_probability), 6)
+        out["threshold"] = round(float(self.threshold), 6)
+        out["uncertain_band"] = [float(v) for v in self.uncertain_band]
+        if self.frames is not None:
+            out["frames"] = [
+                {"time_s": round(f.time_s, 3), "fake_probability": round(f.fake_probability, 6)}
+                for f in self.frames
+            ]
+        return out
+
+
+@dataclass
 class MediaInfo:
     type: MediaType
     format: str
@@ -149,6 +192,8 @@ class Report:
     faces: list[Face] = field(default_factory=list)
     segments: list[Segment] = field(default_factory=list)
     tracks: list[Track] = field(default_factory=list)
+    whole_image: WholeImage | None = None
+    """The whole-image model's own judgement; left out of the JSON when it did not run."""
     artifacts: list[Artifact] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -164,6 +209,10 @@ class Report:
     def to_dict(self) -> dict:
         out = asdict(self)
         del out["artifact_data"]
+        if self.whole_image is None:
+            del out["whole_image"]
+        else:
+            out["whole_image"] = self.whole_image.to_dict()
         if self.uncertain_band is not None:
             out["uncertain_band"] = list(self.uncertain_band)
         for name in ("fake_probability", "threshold"):
@@ -195,3 +244,4 @@ class Evidence:
     models: list[ModelRef] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     artifacts: list[tuple[Artifact, bytes]] = field(default_factory=list)
+    whole_image: WholeImage | None = None

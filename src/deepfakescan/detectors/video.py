@@ -15,6 +15,11 @@ Flow, streaming (one decoded frame in memory at a time, whatever the video's len
 4. After the last frame, faces are grouped into per-person tracks, each person gets a score by
    the DFDC "confident frames" rule, and the most suspicious person seen in enough frames gives
    the visual score (rules in ``detectors/fusion.py``).
+   When an ``image-synthetic`` bundle is installed, every sampled frame is also scored whole
+   (``detectors.synthetic``, :data:`~deepfakescan.detectors.synthetic.N_CROPS_PER_FRAME`
+   crops a frame), faces or not; the median over the frames is that model's say, combined
+   with the faces' by ``verdict.combine`` (either one seeing a fake is enough) into the
+   visual judgement. A video without faces then still gets a visual verdict.
 5. The audio track goes through the audio detector (its voice-activity gate decides whether
    there is speech to judge); its windows share the container clock with the frames.
 6. ``fusion.fuse``: fake if either modality is fake, real only if every judged modality is
@@ -22,9 +27,11 @@ Flow, streaming (one decoded frame in memory at a time, whatever the video's len
 
 The report holds per-second visual and audio segments, the tracks with their frame times,
 every face with its frame time and track, and the most suspicious frames as JPEG thumbnails
-with face boxes and the detector's heatmap. Models: with only one of the image and audio
-detectors installed, the other modality is skipped with a warning; with neither the scan is
-``ModelMissing`` (503).
+with face boxes and the detector's heatmap; with the whole-image model, ``whole_image`` holds
+its verdict and every sampled frame's score (the page draws them on the visual timeline).
+Models: with only one of the image and audio detectors installed, the other modality is
+skipped with a warning; with neither the scan is ``ModelMissing`` (503). The whole-image model
+adds to the visual analysis, so it runs only beside the image (face) detector.
 """
 
 from __future__ import annotations
@@ -43,11 +50,24 @@ from ..faces import DetectedFace, detect_faces, relative_min_face
 from ..media.audio import AudioStream
 from ..media.source import MediaSource
 from ..media.video import VideoInfo, probe_video, sample_frames
-from ..report import Artifact, Box, Evidence, Face, ModelRef, Segment, Track, percent, verdict_for
+from ..report import (
+    Artifact,
+    Box,
+    Evidence,
+    Face,
+    ModelRef,
+    Segment,
+    Track,
+    WholeImage,
+    percent,
+    verdict_for,
+)
 from . import fusion as F
+from . import synthetic
 from .bundle import ModelBundle, optional_model
 from .explain import heatmap_overlay, sigmoid
 from .image import FAMILY_MODEL, FAMILY_PHRASES, IMAGE_MODEL, face_family, score_faces
+from .verdict import Judgement, combine
 
 AUDIO_MODEL = "audio"
 MAX_FACES = 4
@@ -110,6 +130,9 @@ class _FrameScan:
     shots: list[_Shot] = field(default_factory=list)
     """A min-heap on score: the ``N_THUMBNAILS`` most suspicious frames so far."""
     family_refs: list[ModelRef] = field(default_factory=list)
+    whole_model: ModelBundle | None = None
+    """The whole-image model, when installed; ``whole`` then holds every frame's score."""
+    whole: list[float] = field(default_factory=list)
     _family: ModelBundle | None = None
     _family_tried: bool = False
 
@@ -139,6 +162,7 @@ class _Judged:
     segments: list[Segment] = field(default_factory=list)
     tracks: list[Track] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    whole_image: WholeImage | None = None
 
 
 def min_face_pixels(width: int, height: int, settings: Settings) -> float:
@@ -183,8 +207,10 @@ def analyse_video(
     frames = _FrameScan()
     if detector is not None:
         models += [detector.ref("image-detector"), ModelRef("mtcnn", "1.0.0", "face-detector")]
-        frames = _scan_frames(source, settings, detector, stage, warnings)
+        whole_model, _ = optional_model(synthetic.MODEL_NAME, settings)
+        frames = _scan_frames(source, settings, (detector, whole_model), stage, warnings)
         models += frames.family_refs
+        models += [whole_model.ref(synthetic.ROLE)] if whole_model is not None else []
     else:
         warnings.append(f"visual analysis unavailable: {no_visual}")
     audio_ev, stream = None, None
@@ -224,15 +250,17 @@ def _analysis(
 def _scan_frames(
     source: MediaSource,
     settings: Settings,
-    detector: ModelBundle,
+    models: tuple[ModelBundle, ModelBundle | None],
     stage: StageFn,
     warnings: list[str],
 ) -> _FrameScan:
-    """Decode, detect and score the sampled frames one at a time."""
+    """Decode, detect and score the sampled frames one at a time; ``models`` is the face
+    detector and the whole-image model (``None`` when not installed)."""
+    detector, whole_model = models
     with stage("decode", 0.05):
         sampler = sample_frames(source, settings.video_frames, settings)
     frames = iter(sampler)
-    scan = _FrameScan()
+    scan = _FrameScan(whole_model=whole_model)
     try:
         while True:
             fraction = 0.05 + 0.6 * len(scan.times) / sampler.n
@@ -246,6 +274,10 @@ def _scan_frames(
             if found:
                 with stage("model", fraction):
                     _score_frame(scan, frame.rgb, found, detector, settings)
+            if whole_model is not None:
+                with stage("whole-image", fraction):
+                    pos = len(scan.times) - 1
+                    scan.whole.append(synthetic.score_frame(frame.rgb, whole_model, pos))
     finally:
         close = getattr(frames, "close", None)
         if close is not None:
@@ -360,7 +392,7 @@ def _conclude(
     are returned in the evidence.
     """
     audio_model, audio_ev, audio_seconds = audio
-    visual = _judge_visual(settings, detector, frames)
+    visual = _with_whole_image(_judge_visual(settings, detector, frames), frames, detector)
     voice = _judge_audio(info, audio_model, audio_ev, audio_seconds)
     fused = F.fuse([visual.judgement, voice.judgement])
     first, second = (voice, visual) if fused.deciding == "audio" else (visual, voice)
@@ -382,6 +414,7 @@ def _conclude(
         tracks=visual.tracks,
         warnings=visual.warnings,
         artifacts=artifacts,
+        whole_image=visual.whole_image,
     )
 
 
@@ -416,6 +449,38 @@ def _judge_visual(settings: Settings, detector: ModelBundle | None, frames: _Fra
             " sampled frames: thin evidence for the visual verdict"
         )
     return judged
+
+
+def _with_whole_image(visual: _Judged, frames: _FrameScan, detector: ModelBundle | None) -> _Judged:
+    """The faces' judgement combined with the whole-image model's (``verdict.combine``, as for
+    a photo); unchanged when that model is not installed or no frame was decoded."""
+    if frames.whole_model is None or not frames.whole or detector is None:
+        return visual
+    n_frames = len(frames.times)
+    faces = visual.judgement.probability is not None
+    n_tracks = len(visual.tracks)
+    looked_at = (
+        f"{n_tracks} face{'s' if n_tracks > 1 else ''} followed across {n_frames} frames"
+        if faces
+        else f"no face was found in the {n_frames} sampled frames"
+    )
+    face = Judgement(
+        detector.name,
+        visual.judgement.probability,
+        detector.threshold,
+        detector.uncertain_band,
+        synthetic.FACE_LABEL,
+        looked_at,
+        tuple(visual.reasons) if faces else (),
+    )
+    mine, whole_image = synthetic.frames_judgement(frames.times, frames.whole, frames.whole_model)
+    combined = combine([face, mine])
+    visual.judgement = F.Judgement(
+        "visual", combined.probability, combined.verdict, combined.threshold, combined.band
+    )
+    visual.reasons = combined.reasons
+    visual.whole_image = whole_image
+    return visual
 
 
 def _tracks(

@@ -3,7 +3,8 @@
 ``metrics`` holds the pure-numpy metric and calibration functions (also used by training to set
 thresholds and calibrate), ``datasets`` the corpus adapters, ``runner`` the aggregation and its
 table, ``outputs`` the files ``--out`` writes, ``plots`` the figures (matplotlib, the ``[eval]``
-extra) and ``command`` the ``deepfakescan eval`` subcommand.
+extra), ``reencode`` the in-memory re-encoding of ``--reencode`` and ``command`` the
+``deepfakescan eval`` subcommand.
 """
 
 from .datasets import LabelledItem, detect_layout, load_dataset, sample_per_class

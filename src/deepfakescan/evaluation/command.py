@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import DeepfakescanError
 from .datasets import ASVSPOOF_SPLITS, LAYOUTS, load_dataset, sample_per_class
 from .outputs import PLOTS_EXTRA, write_outputs
+from .reencode import Reencode, parse_reencode
 from .runner import EvalResult, ScoreFn, evaluate, format_table
 
 EXIT_OK = 0
@@ -72,17 +73,52 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="N",
         help="at most N reals and N fakes, a fixed random sample (for quick runs)",
     )
+    _add_input_options(parser)
     parser.add_argument("--json", action="store_true", help="print metrics.json to stdout")
     parser.set_defaults(func=run)
     return parser
 
 
-def _scan_score_fn() -> ScoreFn:
-    """The whole pipeline as the score function (imported late: it loads models)."""
-    from deepfakescan import scan
+def _add_input_options(parser: argparse.ArgumentParser) -> None:
+    """Where a manifest's files are, and how images are prepared before the scan."""
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        metavar="DIR",
+        help=(
+            "folder a manifest's paths start from (default: the manifest's folder, or "
+            "$DEEPFAKESCAN_DATA_ROOT, else ../shared/data, when no listed file is there)"
+        ),
+    )
+    parser.add_argument(
+        "--reencode",
+        type=_reencode_arg,
+        metavar="FORMAT:QUALITY",
+        help=(
+            "re-encode every image in memory before scanning, e.g. webp:80 or jpeg:75 "
+            "(does lossy WebP alone read as fake?); audio and video are scanned as stored"
+        ),
+    )
+
+
+def _reencode_arg(text: str) -> Reencode:
+    try:
+        return parse_reencode(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _scan_score_fn(reencode: Reencode | None = None) -> ScoreFn:
+    """The whole pipeline as the score function (imported late: it loads models); with
+    ``reencode``, images are scanned as re-encoded bytes (``reencode.scan_input``)."""
+    from deepfakescan import Settings, scan
+
+    from .reencode import scan_input
+
+    settings = Settings.from_env()
 
     def score(path: Path) -> Any:
-        return scan(path)
+        return scan(scan_input(path, reencode, settings), settings=settings, name=path.name)
 
     return score
 
@@ -107,7 +143,7 @@ def run(args: argparse.Namespace, score_fn: ScoreFn | None = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        items = load_dataset(args.data, args.layout, split=args.split)
+        items = load_dataset(args.data, args.layout, split=args.split, data_root=args.data_root)
     except DeepfakescanError as e:
         print(f"error: {e.message}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -119,12 +155,14 @@ def run(args: argparse.Namespace, score_fn: ScoreFn | None = None) -> int:
     with tqdm(total=len(items), file=sys.stderr, unit="file", desc="eval", disable=None) as bar:
         result = evaluate(
             items,
-            score_fn or _scan_score_fn(),
+            score_fn or _scan_score_fn(args.reencode),
             threshold=args.threshold,
             bootstrap=args.bootstrap,
             seed=args.seed,
             progress=lambda done, total: bar.update(1),
         )
+    if args.reencode is not None:
+        result.notes.append(args.reencode.description)
     written = write_outputs(result, args.out) if args.out is not None else {}
     _print_result(args, result, written)
     if not any(s.scored for s in result.items):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,11 @@ SIDECAR_SUFFIXES = {".txt", ".json", ".csv", ".md", ".xml", ".yaml", ".yml", ".l
 ASVSPOOF_SPLITS = {"train": "train.trn", "dev": "dev.trl", "eval": "eval.trl"}
 
 FACEFORENSICS_MASKS = "masks"
+
+DATA_ROOT_ENV = "DEEPFAKESCAN_DATA_ROOT"
+DEFAULT_DATA_ROOT = "../shared/data"
+"""Where the committed manifests' paths start: the same variable and default as training's
+``training/paths.py`` (evaluation sits below training and does not import it)."""
 
 
 @dataclass(frozen=True)
@@ -101,34 +107,86 @@ def _parse_label(text: str, where: str) -> int:
     raise BadInput(f"{where}: label {text!r} is not real/fake or 0/1 (1 = fake)")
 
 
-def load_manifest(manifest: Path) -> list[LabelledItem]:
-    """A CSV with header ``path,label[,family][,source]``; label real/fake or 0/1, 1 = fake.
+def default_data_root() -> Path:
+    """``$DEEPFAKESCAN_DATA_ROOT``, else ``../shared/data``: where the committed training
+    manifests (``data/manifests/*.csv``) start their paths, as training reads them."""
+    return Path(os.environ.get(DATA_ROOT_ENV) or DEFAULT_DATA_ROOT)
 
-    Paths are relative to the manifest's folder. Family defaults to "fake" for fakes and is
-    always "real" for reals; source defaults to the first folder of the path.
-    """
-    base = manifest.parent
+
+def _manifest_rows(manifest: Path) -> list[tuple[int, dict[str, str]]]:
+    """The manifest's rows with their line numbers; ``BadInput`` for a header without
+    ``path`` and ``label``."""
     with manifest.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         header = [h.strip() for h in reader.fieldnames or []]
         if "path" not in header or "label" not in header:
             raise BadInput(
-                f"{manifest}: header must start path,label[,family][,source]; got {header}"
+                f"{manifest}: header must start path,label[,family][,source][,frame]; got {header}"
             )
         reader.fieldnames = header
-        items = []
-        for line, row in enumerate(reader, start=2):
-            rel = (row.get("path") or "").strip()
-            if not rel:
-                raise BadInput(f"{manifest}:{line}: empty path")
-            label = _parse_label(row.get("label") or "", f"{manifest}:{line}")
-            family = (row.get("family") or "").strip() or FAKE
-            parts = Path(rel).parts
-            source = (row.get("source") or "").strip() or (
-                parts[0] if len(parts) > 1 else base.name
-            )
-            items.append(LabelledItem(base / rel, label, REAL if label == 0 else family, source))
-    return _require_some_exist(items, manifest)
+        return [(line, row) for line, row in enumerate(reader, start=2)]
+
+
+def _manifest_item(row: dict[str, str], where: str, base: Path) -> LabelledItem:
+    rel = (row.get("path") or "").strip()
+    if not rel:
+        raise BadInput(f"{where}: empty path")
+    label = _parse_label(row.get("label") or "", where)
+    family = (row.get("family") or "").strip() or FAKE
+    parts = Path(rel).parts
+    source = (row.get("source") or "").strip() or (parts[0] if len(parts) > 1 else base.name)
+    return LabelledItem(base / rel, label, REAL if label == 0 else family, source)
+
+
+def _manifest_items(
+    rows: list[tuple[int, dict[str, str]]], manifest: Path, base: Path
+) -> list[LabelledItem]:
+    """One item per row, except that rows naming frames of one clip become one item: the
+    clip, scanned as a video (a scan samples its own frames)."""
+    items: list[LabelledItem] = []
+    clips: dict[Path, LabelledItem] = {}
+    for line, row in rows:
+        where = f"{manifest}:{line}"
+        item = _manifest_item(row, where, base)
+        if (row.get("frame") or "").strip():
+            first = clips.setdefault(item.path, item)
+            if first is not item:
+                if first != item:
+                    raise BadInput(
+                        f"{where}: frames of {item.path.name} disagree on label, family or "
+                        f"source ({first.label}/{first.family}/{first.source} on an earlier "
+                        f"row, {item.label}/{item.family}/{item.source} here)"
+                    )
+                continue
+        items.append(item)
+    return items
+
+
+def load_manifest(manifest: Path, root: Path | None = None) -> list[LabelledItem]:
+    """A CSV with header ``path,label[,family][,source][,frame]``; label real/fake or 0/1.
+
+    Paths are relative to ``root`` when given. Otherwise they are relative to the manifest's
+    folder, or, when not one listed file exists there, to :func:`default_data_root` (so the
+    committed split manifests evaluate from the checkout as they train). Family defaults to
+    "fake" for fakes and is always "real" for reals; source defaults to the first folder of
+    the path. Rows with a ``frame`` name one frame of a video; a clip listed frame by frame
+    is one item (the clip), so each clip counts once.
+    """
+    rows = _manifest_rows(manifest)
+    bases = [Path(root)] if root is not None else [manifest.parent, default_data_root()]
+    tried = []
+    for base in bases:
+        items = _manifest_items(rows, manifest, base)
+        if not items:
+            raise BadInput(f"{manifest} lists no files")
+        if any(item.path.exists() for item in items):
+            return items
+        tried.append(str(base))
+    raise BadInput(
+        f"none of the {len(items)} files listed in {manifest} exists under "
+        f"{' or '.join(tried)} (first: {rows[0][1].get('path')}); give the folder the paths "
+        f"start from with --data-root (or {DATA_ROOT_ENV})"
+    )
 
 
 def load_faceforensics(root: Path) -> list[LabelledItem]:
@@ -287,8 +345,8 @@ def _is_manifest(root: Path) -> bool:
     return (root.is_file() and root.suffix.lower() == ".csv") or (root / "manifest.csv").is_file()
 
 
-def _load_manifest_at(root: Path) -> list[LabelledItem]:
-    return load_manifest(root if root.is_file() else root / "manifest.csv")
+def _load_manifest_at(root: Path, data_root: Path | None = None) -> list[LabelledItem]:
+    return load_manifest(root if root.is_file() else root / "manifest.csv", data_root)
 
 
 # Detection order matters only where markers could coexist: the public layouts' marker files are
@@ -298,7 +356,7 @@ LAYOUTS: dict[str, Layout] = {
     for layout in (
         Layout(
             "manifest",
-            "CSV file (or manifest.csv) with header path,label[,family][,source]",
+            "CSV file (or manifest.csv) with header path,label[,family][,source][,frame]",
             _is_manifest,
             _load_manifest_at,
         ),
@@ -361,11 +419,17 @@ def detect_layout(root: str | Path) -> str:
 
 
 def load_dataset(
-    root: str | Path, layout: str | None = None, *, split: str = "eval"
+    root: str | Path,
+    layout: str | None = None,
+    *,
+    split: str = "eval",
+    data_root: str | Path | None = None,
 ) -> list[LabelledItem]:
     """List a labelled corpus, detecting its layout from marker files unless ``layout`` is given.
 
     ``split`` chooses the ASVspoof 2019 LA protocol (train, dev, eval) and is ignored elsewhere.
+    ``data_root`` is the folder a manifest's relative paths start from (see
+    :func:`load_manifest` for the default); other layouts refuse it.
     """
     root = Path(root)
     name = layout or detect_layout(root)
@@ -375,7 +439,11 @@ def load_dataset(
         raise BadInput(f"{root} does not exist")
     if name != "manifest" and not root.is_dir():
         raise BadInput(f"layout {name!r} needs a folder, and {root} is a file")
+    if data_root is not None and name != "manifest":
+        raise BadInput(f"a data root applies to manifests only, and {root} is {name!r}")
     try:
+        if name == "manifest":
+            return _load_manifest_at(root, None if data_root is None else Path(data_root))
         if name == "asvspoof2019-la":
             return LAYOUTS[name].load(root, split)
         return LAYOUTS[name].load(root)

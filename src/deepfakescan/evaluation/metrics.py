@@ -331,6 +331,24 @@ def bootstrap_ci(
     )["value"]
 
 
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``k / n`` (95 % for ``z = 1.96``).
+
+    For a rate of a few events in a few dozen files (false positives on one real source) it
+    stays inside [0, 1] and is not zero-width at ``k = 0``, unlike the normal approximation,
+    and it needs no resampling. ``(0, 1)`` when ``n`` is 0: nothing was measured.
+    """
+    if n == 0:
+        return (0.0, 1.0)
+    if not 0 <= k <= n:
+        raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
 VALIDATION_FPR_BUDGET = 0.025
 """Share of *validation* reals a shipped model's threshold may call fake: half of the 5 % that
 the issues promise on unseen people. A few hundred validation reals from a handful of speakers
@@ -418,6 +436,23 @@ def _fit_logistic(
             break
         w, current = candidate, new
     return w
+
+
+def fit_logistic_regression(features: ArrayLike, labels: ArrayLike) -> NDArray[np.float64]:
+    """Weights of ``sigmoid(features @ w[:-1] + w[-1])`` fitted to 0/1 labels (maximum
+    likelihood, the damped Newton of :func:`fit_temperature`): for a baseline of a few features,
+    not a model. Scale the features first; separable data give large weights, the same ranking.
+    """
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError("features must be (n_files, n_features)")
+    y, _ = _check(labels, np.zeros(x.shape[0]))
+    if not np.isfinite(x).all():
+        raise ValueError("features must be finite")
+    if min(_class_counts(y)) == 0:
+        raise ValueError("logistic regression needs both real and fake examples")
+    x = np.column_stack([x, np.ones(x.shape[0])])
+    return _fit_logistic(x, y.astype(np.float64), np.zeros(x.shape[1]))
 
 
 def fit_temperature(logits: ArrayLike, labels: ArrayLike) -> float:

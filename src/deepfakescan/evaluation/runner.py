@@ -28,6 +28,7 @@ from .metrics import (
     expected_calibration_error,
     ranking_metrics,
     threshold_metrics,
+    wilson_interval,
 )
 
 DEFAULT_THRESHOLD = 0.5
@@ -99,6 +100,60 @@ class GroupMetrics:
         }
 
 
+@dataclass(frozen=True)
+class RealFalsePositives:
+    """Reals of one source that the scanner's *verdict* called fake.
+
+    Counted on the verdict, not on ``fake_probability >= threshold`` (the table's FPR): a
+    report in its uncertain band, or one whose combined verdict another model decided, is
+    what a user sees, and the issues' bars on real false positives are about that.
+    """
+
+    source: str
+    n: int
+    """Reals of the source scanned without error (uncertain ones included)."""
+    fake: int
+    uncertain: int
+    errors: int
+
+    @property
+    def rate(self) -> float:
+        return self.fake / self.n if self.n else NAN
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """95 % Wilson interval of ``rate``."""
+        return wilson_interval(self.fake, self.n)
+
+    def to_dict(self) -> dict:
+        return {
+            "source": self.source,
+            "n": self.n,
+            "fake": self.fake,
+            "uncertain": self.uncertain,
+            "errors": self.errors,
+            "rate": _json_metric(self.rate),
+            "ci95": [_json_metric(x) for x in self.interval],
+        }
+
+
+def real_false_positives(scored: list[ScoredItem]) -> list[RealFalsePositives]:
+    """Per source holding reals, how many reals the verdict called fake (sources whose
+    scores carry no verdict, such as bare probabilities, are left out)."""
+    out = []
+    for source in sorted({s.item.source for s in scored if s.item.label == 0}):
+        reals = [s for s in scored if s.item.label == 0 and s.item.source == source]
+        judged = [s for s in reals if s.error is None]
+        if not any(s.verdict is not None for s in judged):
+            continue
+        verdicts = Counter(s.verdict for s in judged)
+        errors = len(reals) - len(judged)
+        out.append(
+            RealFalsePositives(source, len(judged), verdicts["fake"], verdicts["uncertain"], errors)
+        )
+    return out
+
+
 @dataclass
 class EvalResult:
     """Everything ``deepfakescan eval`` reports; ``to_dict()`` is metrics.json."""
@@ -111,6 +166,10 @@ class EvalResult:
     seed: int
     alpha: float
     warnings: list[str] = field(default_factory=list)
+    real_sources: list[RealFalsePositives] = field(default_factory=list)
+    """Per real source, the reals the verdict called fake (``real_false_positives``)."""
+    notes: list[str] = field(default_factory=list)
+    """How the inputs were prepared when not scanned as stored (e.g. re-encoded as WebP)."""
 
     def group(self, kind: str, name: str | None = None) -> GroupMetrics:
         """The group ``(kind, name)``, e.g. ``("family", "Deepfakes")`` or ``("overall",)``."""
@@ -143,6 +202,8 @@ class EvalResult:
                 }
                 for s in self.problems
             ],
+            "real_false_positives": [r.to_dict() for r in self.real_sources],
+            "notes": list(self.notes),
             "warnings": list(self.warnings),
         }
 
@@ -298,6 +359,7 @@ def aggregate(
         seed=seed,
         alpha=alpha,
         warnings=warnings,
+        real_sources=real_false_positives(scored),
     )
 
 
@@ -375,6 +437,33 @@ def format_table(result: EvalResult, *, markdown: bool = False) -> str:
             for r in table
         ]
         lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines + [""] + _footer(result))
+
+
+def _percent(value: float) -> str:
+    return "-" if not math.isfinite(value) else f"{100 * value:.1f}%"
+
+
+def _real_source_lines(result: EvalResult) -> list[str]:
+    """One line per real source: reals the verdict called fake, with a 95 % interval."""
+    if not result.real_sources:
+        return []
+    width = max(len(r.source) for r in result.real_sources)
+    lines = [
+        "false positives of the verdict per real source"
+        " (verdict fake / reals scanned, 95% Wilson interval):"
+    ]
+    for r in result.real_sources:
+        lo, hi = r.interval
+        lines.append(
+            f"  {r.source.ljust(width)}  {r.fake}/{r.n} = {_percent(r.rate)}"
+            f" [{_percent(lo)}–{_percent(hi)}], uncertain {r.uncertain}, errors {r.errors}"
+        )
+    return lines
+
+
+def _footer(result: EvalResult) -> list[str]:
+    """Threshold, intervals, real-source false positives, notes, warnings and problems."""
     thresholds = ", ".join(f"{t:g}" for t in result.thresholds_used) or "-"
     origin = "override" if result.threshold_override is not None else "from the reports"
     footer = [f"threshold {thresholds} ({origin}); fake when fake_probability >= threshold"]
@@ -383,6 +472,8 @@ def format_table(result: EvalResult, *, markdown: bool = False) -> str:
             f"[low–high]: {100 * (1 - result.alpha):g}% intervals, stratified bootstrap, "
             f"{result.bootstrap} resamples, seed {result.seed}"
         )
+    footer += _real_source_lines(result)
+    footer += [f"note: {n}" for n in result.notes]
     footer += [f"warning: {w}" for w in result.warnings]
     problems = result.problems
     if problems:
@@ -390,4 +481,4 @@ def format_table(result: EvalResult, *, markdown: bool = False) -> str:
         footer += [f"  {s.item.path}: {s.error or 'no score (uncertain)'}" for s in problems[:10]]
         if len(problems) > 10:
             footer.append(f"  ... and {len(problems) - 10} more")
-    return "\n".join(lines + [""] + footer)
+    return footer

@@ -1,19 +1,66 @@
-"""Test metrics measured by ``deepfakescan eval``, as a model card holds them.
+"""Test metrics as a model card holds them: its intervals, and ``deepfakescan eval``'s files.
 
-A card's test figures come from the shipped pipeline (``deepfakescan eval MANIFEST --out DIR``
-writes ``DIR/metrics.json``), not from the training loop; ``deepfakescan train MODEL --metrics
-[NAME=]FILE`` puts them into the card on export. This module reads those files and keeps what a
-card needs.
+Every exported card writes an AUC as :func:`auc_entry` (value, 95 % bootstrap interval, counts)
+and a share as :func:`rate_entry` (95 % Wilson interval), rounded for JSON, so the
+face, whole-image and baseline figures read alike. The maths lives in
+:mod:`deepfakescan.evaluation.metrics` (one bootstrap); this module only shapes it for a card.
+
+A card's test figures can also come from the shipped pipeline (``deepfakescan eval MANIFEST
+--out DIR`` writes ``DIR/metrics.json``); ``deepfakescan train MODEL --metrics [NAME=]FILE`` puts
+them into the card on export. This module reads those files and keeps what a card needs.
 """
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from ..evaluation.metrics import bootstrap_ci, roc_auc, wilson_interval
 
 CARD_METRICS = ("auc", "eer", "accuracy", "recall", "fpr", "ece")
 DEFAULT_NAME = "test"
 """The name of a ``--metrics FILE`` given without ``NAME=``."""
+
+
+BOOTSTRAP_RESAMPLES = 1000
+DIGITS = 4
+"""Decimals a card keeps: more would claim a precision the intervals do not have."""
+
+
+def bootstrap_interval(
+    fn: Callable[..., float], labels: ArrayLike, scores: ArrayLike, seed: int = 0
+) -> list[float | None]:
+    """A card's 95 % bootstrap interval ``[low, high]`` of ``fn(labels, scores)`` (stratified,
+    :func:`~deepfakescan.evaluation.metrics.bootstrap_ci`); ``None`` where it is undefined."""
+    lo, hi = bootstrap_ci(fn, labels, scores, n=BOOTSTRAP_RESAMPLES, seed=seed)
+    return [round(float(v), DIGITS) if math.isfinite(v) else None for v in (lo, hi)]
+
+
+def auc_entry(labels: ArrayLike, scores: ArrayLike, seed: int = 0) -> dict[str, Any]:
+    """A card's AUC: ``{"value", "ci95", "n_fake", "n_real"}`` (labels 1 = fake)."""
+    y = np.asarray(labels)
+    return {
+        "value": round(roc_auc(y, scores), DIGITS),
+        "ci95": bootstrap_interval(roc_auc, y, scores, seed),
+        "n_fake": int(y.sum()),
+        "n_real": int((1 - y).sum()),
+    }
+
+
+def rate_entry(hits: ArrayLike, name: str) -> dict[str, Any]:
+    """A card's share of ``hits`` (files called fake: ``name`` is ``recall`` or ``fpr``; right
+    calls: ``value``), its 95 % Wilson interval (a bootstrap of a proportion adds nothing) and
+    its count."""
+    hits = np.asarray(hits, dtype=bool)
+    k, n = int(hits.sum()), int(hits.size)
+    ci = [round(v, DIGITS) for v in wilson_interval(k, n)]
+    return {name: round(k / n, DIGITS) if n else None, "ci95": ci, "n": n}
 
 
 def slim_eval_metrics(metrics: dict, command: str) -> dict:
@@ -58,7 +105,10 @@ def read_metrics_options(items: list[str]) -> dict[str, tuple[Path, dict]]:
 
 __all__ = [
     "CARD_METRICS",
+    "auc_entry",
+    "bootstrap_interval",
     "parse_metrics_option",
+    "rate_entry",
     "read_metrics_options",
     "slim_eval_metrics",
 ]

@@ -14,7 +14,7 @@ from typing import Any
 from .. import __version__
 from ..detectors.bundle import MODEL_SOURCES
 from ..jobs.store import STATUSES
-from ..report import ARTIFACT_KINDS, MEDIA_KINDS, VERDICTS
+from ..report import ARTIFACT_KINDS, MEDIA_KINDS, SCHEMA_VERSION, VERDICTS
 
 MAX_WAIT_S = 120
 HEALTH_PARTS = ("database", "broker", "workers")
@@ -122,9 +122,19 @@ SCHEMAS: dict[str, Any] = {
     "Report": {
         "type": "object",
         "description": "Report.to_dict(): the JSON Schema is docs/report.schema.json"
-        " (verdict, calibrated fake_probability, threshold, uncertain_band, reasons, media,"
-        " faces, segments, tracks, artifacts, ...).",
+        f" (schema_version {SCHEMA_VERSION}: verdict, calibrated fake_probability, threshold,"
+        " uncertain_band, reasons, media, faces, segments, tracks, artifacts, ...; whole_image,"
+        " the whole-image model's own score and verdict, only when that model ran).",
         "required": ["schema_version", "verdict", "fake_probability", "reasons", "media"],
+        "properties": {
+            "whole_image": {
+                "type": "object",
+                "description": "The whole-image detector's fake_probability, verdict, threshold,"
+                " uncertain_band, crops, artifact (an image's crop map) and frames (a video's"
+                " per-frame scores); absent when that model did not run.",
+                "required": ["fake_probability", "verdict", "threshold", "uncertain_band"],
+            },
+        },
     },
     "Prediction": {
         "type": "object",

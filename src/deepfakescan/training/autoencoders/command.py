@@ -52,6 +52,14 @@ def add_parser(sub: Any, name: str) -> argparse.ArgumentParser:
     g.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     g.add_argument("--checkpoint-minutes", type=float, default=5.0)
     g.add_argument("--max-steps", type=int, help="stop each instance after N steps (resumable)")
+    g.add_argument(
+        "--fakes-per-real",
+        type=int,
+        default=0,
+        metavar="N",
+        help="reconstruct each real through N of the instances of this command, chosen by a"
+        " stable hash of the file (default 0: through every instance)",
+    )
     return p
 
 
@@ -147,16 +155,21 @@ def _collect_psnr(run_dir: Path) -> None:
 
 
 def _write_all_fakes(args, configs: list, splits: dict, data_root: Path, run_dir: Path) -> None:
-    from .reconstruct import FAKES, load_instance, write_fakes
+    from .reconstruct import FAKES, assigned_instances, load_instance, write_fakes
 
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
     out = Path(args.out) if args.out else paths.model_cache(MODEL) / FAKES
+    names = [c.name for c in configs]
     for config in configs:
         model, _ = load_instance(run_dir / config.name)
-        rows = write_fakes(model, config, splits, data_root, out)
+
+        def keep(row, name=config.name) -> bool:
+            return name in assigned_instances(row.key, names, args.fakes_per_real)
+
+        rows = write_fakes(model, config, splits, data_root, out, keep=keep)
         print(f"{config.name}: {len(rows)} fakes in {out / config.name}")
 
 

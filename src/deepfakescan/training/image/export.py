@@ -29,12 +29,11 @@ from torch import nn
 from ...evaluation.metrics import (
     VALIDATION_FPR_BUDGET,
     apply_temperature,
-    bootstrap_ci,
     fit_temperature,
     pick_threshold_at_fpr,
-    roc_auc,
     uncertain_band,
 )
+from ..eval_metrics import auc_entry, rate_entry
 from ..onnx_export import check_round_trip, export_onnx, install_bundle, onnx_session, part_path
 from .data import FAMILIES, SBI_SOURCE, FaceCrop, sample_source
 from .nets import IMAGENET_MEAN, IMAGENET_STD, CamNet
@@ -131,58 +130,25 @@ def fit_multiclass_temperature(logits: np.ndarray, targets: np.ndarray) -> float
     return float(math.exp((lo + hi) / 2))
 
 
-def _interval(fn, labels, scores, seed: int) -> list[float | None]:
-    lo, hi = bootstrap_ci(fn, labels, scores, n=1000, seed=seed)
-    return [None if not math.isfinite(v) else round(float(v), 4) for v in (lo, hi)]
-
-
 def detector_metrics(
     probs: np.ndarray, labels: np.ndarray, sources: Sequence[str], threshold: float, seed: int = 0
 ) -> dict[str, Any]:
     """Per-source test metrics: AUC against the matching reals, recall or FPR at the threshold,
-    each with its count and a 95% bootstrap interval."""
+    each with its count and a 95% interval (:mod:`..eval_metrics`)."""
     sources = np.asarray(sources)
     out: dict[str, Any] = {"auc": {}, "at_threshold": {}}
     for fake, reals in AUC_PAIRS.items():
         pick = (sources == fake) | np.isin(sources, reals)
         if not ((sources == fake).any() and np.isin(sources, reals).any()):
             continue
-        y, p = labels[pick], probs[pick]
-        out["auc"][f"{fake} vs {'+'.join(reals)}"] = {
-            "value": round(roc_auc(y, p), 4),
-            "ci95": _interval(roc_auc, y, p, seed),
-            "n_fake": int(y.sum()),
-            "n_real": int((1 - y).sum()),
-        }
-    y_all = labels
-    out["auc"]["all"] = {
-        "value": round(roc_auc(y_all, probs), 4),
-        "ci95": _interval(roc_auc, y_all, probs, seed),
-        "n_fake": int(y_all.sum()),
-        "n_real": int((1 - y_all).sum()),
-    }
+        out["auc"][f"{fake} vs {'+'.join(reals)}"] = auc_entry(labels[pick], probs[pick], seed)
+    out["auc"]["all"] = auc_entry(labels, probs, seed)
     for source in sorted(set(sources.tolist())):
         pick = sources == source
-        called = probs[pick] >= threshold
-        k, n = int(called.sum()), int(pick.sum())
-        lo, hi = _wilson(k, n)
         name = "fpr" if labels[pick][0] == 0 else "recall"
-        out["at_threshold"][source] = {name: round(k / n, 4), "ci95": [lo, hi], "n": n}
-    reals = labels == 0
-    k, n = int((probs[reals] >= threshold).sum()), int(reals.sum())
-    out["at_threshold"]["all reals"] = {"fpr": round(k / n, 4), "ci95": list(_wilson(k, n)), "n": n}
+        out["at_threshold"][source] = rate_entry(probs[pick] >= threshold, name)
+    out["at_threshold"]["all reals"] = rate_entry(probs[labels == 0] >= threshold, "fpr")
     return out
-
-
-def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson interval of a proportion (a bootstrap of a proportion adds nothing)."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4))
 
 
 def family_metrics(probs: np.ndarray, targets: np.ndarray) -> dict[str, Any]:
@@ -194,12 +160,7 @@ def family_metrics(probs: np.ndarray, targets: np.ndarray) -> dict[str, Any]:
         FAMILIES[t]: {columns[c]: int(((targets == t) & (pred == c)).sum()) for c in range(4)}
         for t in range(len(FAMILIES))
     }
-    acc = float((pred == targets).mean())
-    k, n = int((pred == targets).sum()), len(targets)
-    return {
-        "confusion": matrix,
-        "accuracy": {"value": round(acc, 4), "ci95": list(_wilson(k, n)), "n": n},
-    }
+    return {"confusion": matrix, "accuracy": rate_entry(pred == targets, "value")}
 
 
 def export_image_model(

@@ -13,6 +13,7 @@ files: the generalisation figures; its bundle is ``image-synthetic-loso-SOURCE``
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import re
 from collections import Counter
@@ -169,6 +170,7 @@ def _card_metrics(items: list[str]) -> dict[str, dict]:
 def _export(args: argparse.Namespace, config, run_dir: Path, splits: dict, evals: dict) -> None:
     from ..checkpoint import BEST, load_checkpoint
     from .export import export_synthetic_model
+    from .table import card_table
 
     bundle = export_synthetic_model(
         load_checkpoint(run_dir / BEST),
@@ -177,10 +179,12 @@ def _export(args: argparse.Namespace, config, run_dir: Path, splits: dict, evals
         out_dir_for(args, run_dir),
         bundle_name(args.leave_out),
         command=card_command(args.leave_out, config),
+        train=splits["train"],
         extra_metrics=evals or None,
         train_counts=Counter(r.source for r in splits["train"].rows),
     )
     print("\n".join(map(str, bundle)))
+    print(card_table(json.loads(bundle[1].read_text(encoding="utf-8"))))
 
 
 __all__ = ["add_parser", "bundle_name", "card_command", "load_splits", "manifest_files", "run"]

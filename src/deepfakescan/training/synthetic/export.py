@@ -7,31 +7,41 @@ ONNX Runtime on the exported graph: Platt scaling (two parameters on the mean lo
 threshold (the lowest that keeps validation reals at or below ``VALIDATION_FPR_BUDGET``) are
 fitted on validation; every metric in the card is on the test split, per source pair, with
 counts and 95 % intervals.
+
+Beside each pair's AUC the card holds two checks of what the model learned, measured in the
+same pass over the test files (each decoded once): the AUC of a sharpness-only baseline
+(:mod:`.baseline`, fitted on the training files) on the same crops, and the AUC after each
+robustness condition (:mod:`.robustness`: JPEG q75, a 0.5x resize). :func:`.table.card_table`
+prints them side by side.
 """
 
 from __future__ import annotations
 
 import platform
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from ...detectors.synthetic import sample_crops
 from ...evaluation.metrics import (
     VALIDATION_FPR_BUDGET,
     apply_platt,
     fit_platt,
     pick_threshold_at_fpr,
-    roc_auc,
     uncertain_band,
 )
-from ..image.export import _interval, _wilson
+from ..eval_metrics import auc_entry, rate_entry
+from ..image.data import to_tensor_layout
 from ..image.nets import IMAGENET_MEAN, IMAGENET_STD
 from ..onnx_export import check_round_trip, export_onnx, install_bundle, onnx_session, part_path
-from .data import CROP, SERVE_CROPS, SERVE_SEED, ServedDataset, auc_pairs, matches
+from . import baseline
+from .data import CROP, SERVE_CROPS, SERVE_SEED, ServedDataset, auc_pairs, matches, read_rgb
 from .nets import SyntheticNet
+from .robustness import CONDITIONS, ROBUSTNESS_CROPS
 from .train import Split, TrainConfig, build_model
 
 VERSION = "0.1.0"
@@ -87,27 +97,122 @@ def calibrate(scores: np.ndarray, labels: np.ndarray, metrics: dict) -> tuple[di
     return calibration, apply_platt(scores, a, b)
 
 
+def mean_logit(session, crops: np.ndarray) -> float:
+    """One image's score as served: the mean logit of its (n, s, s, 3) uint8 crops."""
+    x = np.stack([to_tensor_layout(c, IMAGENET_MEAN, IMAGENET_STD) for c in crops])
+    return float(session.run(["logit"], {"image": x})[0].mean())
+
+
+@dataclass(frozen=True)
+class SplitScores:
+    """What one pass over the test files measures, one entry per file."""
+
+    model: np.ndarray
+    """(n,) mean logits on the served crops (as :func:`score_onnx`)."""
+    sharpness: np.ndarray
+    """(n, 3) :func:`.baseline.image_features` of the same crops."""
+    conditions: dict[str, np.ndarray]
+    """Condition (:data:`.robustness.CONDITIONS`) -> (n,) mean logits on ``robust_crops``."""
+
+
+def score_test_images(
+    session,
+    paths: Sequence[Path],
+    n_crops: int,
+    size: int = CROP,
+    robust_crops: int = ROBUSTNESS_CROPS,
+) -> SplitScores:
+    """Decode each test file once: its served crops give the model's score and the sharpness
+    features, and each robustness condition, applied to the decoded image before the crop
+    sampler, a score of its own."""
+    model, sharpness, conditions = [], [], {name: [] for name in CONDITIONS}
+    for path in paths:
+        rgb = read_rgb(path)
+        crops, _ = sample_crops(rgb, n_crops, size, SERVE_SEED)
+        model.append(mean_logit(session, crops))
+        sharpness.append(baseline.image_features(crops))
+        for name, transform in CONDITIONS.items():
+            changed, _ = sample_crops(transform(rgb), robust_crops, size, SERVE_SEED)
+            conditions[name].append(mean_logit(session, changed))
+    return SplitScores(
+        np.asarray(model, dtype=np.float64),
+        np.asarray(sharpness, dtype=np.float64).reshape(len(model), len(baseline.FEATURES)),
+        {name: np.asarray(v, dtype=np.float64) for name, v in conditions.items()},
+    )
+
+
+def pair_aucs(scores: np.ndarray, rows: Sequence, seed: int = 0) -> dict[str, dict]:
+    """``"FAKE vs REAL[+REAL]"`` -> AUC with counts and a 95 % bootstrap interval, for every
+    pair of :func:`.data.auc_pairs` (the keys of every per-pair figure in the card)."""
+    sources = np.array([r.source for r in rows])
+    labels = np.array([r.label for r in rows])
+    out = {}
+    for fake, reals in auc_pairs(rows).items():
+        pick = (sources == fake) | np.isin(sources, reals)
+        out[f"{fake} vs {'+'.join(reals)}"] = auc_entry(labels[pick], scores[pick], seed)
+    return out
+
+
 def pair_metrics(probs: np.ndarray, rows: Sequence, threshold: float) -> dict[str, Any]:
     """Per-pair AUC (with counts and a 95 % bootstrap interval) and, per source, the share
     called fake at the threshold (recall or FPR, 95 % Wilson interval)."""
     sources = np.array([r.source for r in rows])
     labels = np.array([r.label for r in rows])
-    out: dict[str, Any] = {"auc": {}, "at_threshold": {}}
-    for fake, reals in auc_pairs(rows).items():
-        pick = (sources == fake) | np.isin(sources, reals)
-        y, p = labels[pick], probs[pick]
-        out["auc"][f"{fake} vs {'+'.join(reals)}"] = {
-            "value": round(roc_auc(y, p), 4),
-            "ci95": _interval(roc_auc, y, p, 0),
-            "n_fake": int(y.sum()),
-            "n_real": int((1 - y).sum()),
-        }
+    out: dict[str, Any] = {"auc": pair_aucs(probs, rows), "at_threshold": {}}
     for source in sorted(set(sources.tolist())):
         pick = sources == source
-        k, n = int((probs[pick] >= threshold).sum()), int(pick.sum())
         name = "fpr" if labels[pick][0] == 0 else "recall"
-        out["at_threshold"][source] = {name: round(k / n, 4), "ci95": list(_wilson(k, n)), "n": n}
+        out["at_threshold"][source] = rate_entry(probs[pick] >= threshold, name)
     return out
+
+
+def card_test_metrics(
+    scores: SplitScores,
+    rows: Sequence,
+    calibration: dict,
+    threshold: float,
+    sharpness: baseline.SharpnessBaseline | None = None,
+) -> dict[str, Any]:
+    """The card's ``metrics["test"]``: :func:`pair_metrics`, then per pair the sharpness
+    baseline's AUC and the AUC under each robustness condition."""
+    a, b = calibration.get("a", 1.0), calibration.get("b", 0.0)
+    out = pair_metrics(apply_platt(scores.model, a, b), rows, threshold)
+    if sharpness is not None:
+        out["sharpness_baseline"] = pair_aucs(sharpness.score(scores.sharpness), rows)
+    out["robustness"] = {
+        name: pair_aucs(apply_platt(logits, a, b), rows)
+        for name, logits in scores.conditions.items()
+    }
+    return out
+
+
+def fit_sharpness(train: Split | None, config: TrainConfig, metrics: dict):
+    """The sharpness baseline fitted on ``train`` (the rows the model trained on, so a held-out
+    source stays out), described in ``metrics``; None without training rows of both labels."""
+    if train is None or not train.rows:
+        return None
+    try:
+        fitted = baseline.fit_on_files(
+            train.paths, [r.label for r in train.rows], seed=config.seed, size=config.size
+        )
+    except ValueError as e:
+        metrics["sharpness_baseline_failed"] = str(e)
+        return None
+    metrics["sharpness_baseline"] = fitted.card(baseline.TRAIN_CROPS)
+    return fitted
+
+
+def measured_on(n_crops: int) -> str:
+    """The card's ``metrics["measured_on"]``: how each test figure was measured."""
+    return (
+        f"files of the test split, {n_crops} native crops each (sample_crops, seed "
+        f"{SERVE_SEED}), mean logit, scored by ONNX Runtime on this graph; sharpness_baseline: "
+        f"logistic regression on {len(baseline.FEATURES)} sharpness features of the same crops "
+        f"(training/synthetic/baseline.py), fitted on at most {baseline.TRAIN_IMAGES} training "
+        f"files ({baseline.TRAIN_CROPS} crops each); robustness: each file changed in memory "
+        f"({', '.join(CONDITIONS)}) before the crop sampler, {ROBUSTNESS_CROPS} crops each; "
+        f"python {platform.python_version()}"
+    )
 
 
 def export_synthetic_model(
@@ -118,6 +223,7 @@ def export_synthetic_model(
     name: str,
     *,
     command: str,
+    train: Split | None = None,
     extra_metrics: dict | None = None,
     train_counts: dict[str, int] | None = None,
     n_crops: int = SERVE_CROPS,
@@ -125,7 +231,8 @@ def export_synthetic_model(
     """Export ``checkpoint`` to ``dest_dir/name.onnx`` + ``name.json``; returns both paths.
 
     Graph (checked against PyTorch) -> validation and test images scored as served by ONNX
-    Runtime -> Platt, threshold and test metrics -> card -> install.
+    Runtime -> Platt, threshold and test metrics -> card -> install. With ``train`` (the rows
+    the model trained on) the test metrics include the sharpness baseline.
     """
     net, config = model_from_checkpoint(checkpoint)
     graph = export_graph(net, part_path(dest_dir, name), config.size)
@@ -133,11 +240,7 @@ def export_synthetic_model(
     errors = check_round_trip(net, graph, x, atol=ROUND_TRIP_ATOL, threads=ORT_THREADS)
     session = onnx_session(graph, ORT_THREADS)
     metrics: dict[str, Any] = {
-        "measured_on": (
-            f"files of the test split, {n_crops} native crops each (sample_crops, seed "
-            f"{SERVE_SEED}), mean logit, scored by ONNX Runtime on this graph; python "
-            f"{platform.python_version()}"
-        ),
+        "measured_on": measured_on(n_crops),
         "round_trip_max_abs_error": errors,
         "training_history": checkpoint.get("history", []),
     }
@@ -152,9 +255,10 @@ def export_synthetic_model(
         "n_fake": int((val_labels == 1).sum()),
     }
     if test.rows:
-        scores = score_onnx(session, test.paths, n_crops, config.size)
-        probs = apply_platt(scores, calibration.get("a", 1.0), calibration.get("b", 0.0))
-        metrics["test"] = pair_metrics(probs, test.rows, threshold)
+        sharpness = fit_sharpness(train, config, metrics)
+        scores = score_test_images(session, test.paths, n_crops, config.size)
+        metrics["test"] = card_test_metrics(scores, test.rows, calibration, threshold, sharpness)
+        metrics["robustness_n_crops"] = ROBUSTNESS_CROPS
     if extra_metrics:
         metrics["eval"] = extra_metrics
     card = synthetic_card(name, config, checkpoint["config"], calibration, threshold, command)
@@ -228,12 +332,19 @@ def synthetic_card(
 
 
 __all__ = [
+    "SplitScores",
     "calibrate",
     "export_graph",
     "export_synthetic_model",
+    "fit_sharpness",
+    "mean_logit",
+    "measured_on",
     "model_from_checkpoint",
-    "score_onnx",
-    "synthetic_card",
+    "pair_aucs",
     "pair_metrics",
+    "score_onnx",
+    "score_test_images",
+    "synthetic_card",
+    "card_test_metrics",
     "training_sources",
 ]

@@ -301,17 +301,23 @@
 
   // ------------------------------------------------------------------------- result card
 
+  /** A score in words chosen by its verdict, so the words never contradict the badge beside
+   * them: "real" is said as confidence that nothing was manipulated. */
+  function verdictSentence(verdict, p, what) {
+    if (verdict === "fake") return `We are ${pctWords(p)} confident ${what} has been manipulated.`;
+    if (verdict === "real") {
+      return `We are ${pctWords(1 - p)} confident ${what} has not been manipulated (a ${pctWords(p)} chance that it was).`;
+    }
+    return `We estimate a ${pctWords(p)} chance that ${what} has been manipulated: too close to call.`;
+  }
+
   function explanation(report, noun) {
     const p = report.fake_probability;
     const band = report.uncertain_band;
     if (p === null || p === undefined) {
       return `We could not judge this ${noun}, so we do not give a number. ${report.reasons[0]}`;
     }
-    let first;
-    if (report.verdict === "fake") first = `We are ${pctWords(p)} confident this ${noun} has been manipulated.`;
-    else if (report.verdict === "real") {
-      first = `We are ${pctWords(1 - p)} confident this ${noun} has not been manipulated (a ${pctWords(p)} chance that it was).`;
-    } else first = `We estimate a ${pctWords(p)} chance that this ${noun} has been manipulated: too close to call.`;
+    const first = verdictSentence(report.verdict, p, `this ${noun}`);
     if (!band) return first;
     return (
       `${first} At ${pct(band[1])} or more we call it fake, below ${pct(band[0])} we call it real, ` +
@@ -459,7 +465,48 @@
         ),
       );
     }
+    const whole = wholeImageSection(scan, report);
+    if (whole) section.append(whole);
     return section;
+  }
+
+  /** What the whole-image model said on its own (report.whole_image): its badge, score and
+   * sentence from its own verdict and band, and for a photo the picture of the crops it
+   * scored. A video's per-frame scores are drawn on the timeline. */
+  function wholeImageSection(scan, report) {
+    const w = report.whole_image;
+    if (!w) return null;
+    const video = report.media.type === "video";
+    const what = video ? "this video's picture (whole frames, not just faces)" : "this image as a whole (not just its faces)";
+    const url = w.artifact ? artifactUrl(scan, w.artifact) : null;
+    const described = (report.artifacts || []).find((a) => a.name === w.artifact);
+    const caption = video
+      ? `${w.frames.length} sampled frames were scored whole, ${w.crops} crops each; this score is the median of the frames' scores, each shown on the timeline.`
+      : `${w.crops} crops of the picture were scored at full resolution; red marks the crops that looked generated or edited. This model judges the whole picture, with or without a face.`;
+    return h(
+      "section",
+      { class: "whole-image mt-5 rounded-lg border border-slate-200 p-4", "aria-labelledby": "whole-image-title", "data-verdict": w.verdict },
+      h("div", { class: "flex flex-wrap items-center justify-between gap-2" },
+        h("h3", { id: "whole-image-title", class: "text-sm font-semibold", text: video ? "Whole frames" : "Whole image" }),
+        badge(w.verdict),
+      ),
+      h("p", { class: "mt-1 text-sm" },
+        h("span", { class: "font-semibold tabular-nums", text: pct(w.fake_probability) }), " chance of manipulation"),
+      h("p", { class: "whole-image-words mt-1 text-sm text-slate-700", text: verdictSentence(w.verdict, w.fake_probability, what) }),
+      scaleBar(w.fake_probability, w.uncertain_band),
+      url
+        ? h("img", {
+            src: url,
+            alt: (described && described.description) || "Where the whole-image detector looked",
+            class: "mx-auto mt-3 block h-auto w-full max-w-xl rounded-md border border-slate-200",
+            loading: "lazy",
+          })
+        : null,
+      w.artifact && !url
+        ? h("p", { class: "mt-3 text-sm text-slate-500", text: "The picture of the scored crops is no longer stored on the server." })
+        : null,
+      h("p", { class: "mt-2 text-xs text-slate-600", text: caption }),
+    );
   }
 
   /** A heatmap artifact is either the whole picture with the heat painted in (shown in place
@@ -480,9 +527,17 @@
     probe.src = url;
   }
 
-  /** Window scores over time: one bar per segment (audio) or one line per modality (video). */
+  /** A video's whole-frame scores (report.whole_image.frames) as timeline points. */
+  function wholeFramePoints(report) {
+    const frames = (report.whole_image && report.whole_image.frames) || [];
+    return frames.map((f) => ({ start_s: f.time_s, end_s: f.time_s, fake_probability: f.fake_probability, modality: "whole" }));
+  }
+
+  /** Window scores over time: one bar per segment (audio) or one line per modality (video),
+   * and the whole-image model's score of each sampled frame when it ran. */
   function timeline(report, title, caption) {
-    const segments = report.segments || [];
+    const wholeFrames = wholeFramePoints(report);
+    const segments = [...(report.segments || []), ...wholeFrames];
     if (!segments.length) return null;
     const band = report.uncertain_band;
     const end = Math.max(report.media.analysed_duration_s || 0, report.media.duration_s || 0, ...segments.map((s) => s.end_s)) || 1;
@@ -519,7 +574,11 @@
         chart.append(rect);
       }
     } else {
-      const styles = { visual: { color: "#4f46e5", dash: null, name: "Faces (visual)" }, audio: { color: "#0891b2", dash: "6 4", name: "Voice (audio)" } };
+      const styles = {
+        visual: { color: "#4f46e5", dash: null, name: "Faces (visual)" },
+        whole: { color: "#9333ea", dash: "2 3", name: "Whole frames (visual)" },
+        audio: { color: "#0891b2", dash: "6 4", name: "Voice (audio)" },
+      };
       for (const modality of modalities) {
         const style = styles[modality] || styles.visual;
         const points = segments.filter((s) => s.modality === modality).sort((a, b) => a.start_s - b.start_s);
@@ -534,7 +593,10 @@
       }
     }
     const rows = segments.map((s) =>
-      h("tr", {}, h("td", { class: "pr-4", text: `${formatSeconds(s.start_s)} – ${formatSeconds(s.end_s)}` }), h("td", { class: "pr-4", text: s.modality }), h("td", { text: pct(s.fake_probability) })),
+      h("tr", {},
+        h("td", { class: "pr-4", text: s.end_s > s.start_s ? `${formatSeconds(s.start_s)} – ${formatSeconds(s.end_s)}` : formatSeconds(s.start_s) }),
+        h("td", { class: "pr-4", text: s.modality === "whole" ? "whole frame" : s.modality }),
+        h("td", { text: pct(s.fake_probability) })),
     );
     return h(
       "figure",
@@ -607,8 +669,13 @@
         ? timeline(report, "How suspicious each part of the recording sounds", "Each bar is a stretch of the recording: taller and redder means more likely synthetic. The amber band is where we are unsure.")
         : null,
       report.media.type === "video"
-        ? timeline(report, "Faces and voice over time", "Each point is a stretch of the video: higher means more likely manipulated. The amber band is where we are unsure.")
+        ? timeline(
+            report,
+            report.whole_image ? "Faces, whole frames and voice over time" : "Faces and voice over time",
+            "Each point is a stretch of the video: higher means more likely manipulated. The amber band is where we are unsure.",
+          )
         : null,
+      report.media.type === "video" ? wholeImageSection(scan, report) : null,
       report.media.type === "video" ? framesSection(scan, report) : null,
       h("h3", { class: "mt-5 text-sm font-semibold", text: "Why" }),
       h("ul", { class: "reasons mt-1 list-disc space-y-1 pl-5 text-sm" }, report.reasons.map((r) => h("li", { text: r }))),
