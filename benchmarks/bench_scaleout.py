@@ -114,6 +114,8 @@ def start_cluster(mode: str, services: Services, tmp: Path) -> Cluster:
     """Fresh processes for ``mode`` on a fresh data folder; the celery worker is not started."""
     kind, n = mode.split("-")
     env = dict(os.environ, DEEPFAKESCAN_DATA_DIR=str(tmp / "data"), DEEPFAKESCAN_THREADS="1")
+    # the load is the point: no upload rate limit or queue cap
+    env.update(DEEPFAKESCAN_UPLOAD_RATE="1000000/minute", DEEPFAKESCAN_MAX_QUEUED="1000000")
     for var in ("DEEPFAKESCAN_BROKER_URL", "DEEPFAKESCAN_DATABASE_URL"):
         env.pop(var, None)
     if kind == "celery":

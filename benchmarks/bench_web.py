@@ -136,6 +136,9 @@ def pipeline_ms(data: bytes, model_dir: str | None, runs: int = 20) -> tuple[flo
     return statistics.median(walls), statistics.median(cpus)
 
 
+UNLIMITED = {"DEEPFAKESCAN_UPLOAD_RATE": "1000000/minute", "DEEPFAKESCAN_MAX_QUEUED": "1000000"}
+
+
 class Load:
     """Client threads posting one upload in a loop until ``scans`` scans are done.
 
@@ -206,6 +209,7 @@ class Load:
 def start_server(args: argparse.Namespace, tmp: Path) -> tuple[subprocess.Popen, int, dict]:
     """``deepfakescan serve`` on a free loopback port with a fresh data directory."""
     env = dict(os.environ, DEEPFAKESCAN_DATA_DIR=str(tmp / "data"))
+    env.update(UNLIMITED)  # the load is the point: no upload rate limit or queue cap
     if args.test_model:
         install_test_model(tmp / "models")
         env["DEEPFAKESCAN_MODEL_DIR"] = str(tmp / "models")

@@ -218,3 +218,29 @@ def test_models_listing_summarises_eval_metrics_per_family():
     assert any("test overall: 10 real / 20 fake, AUC 0.910, EER 0.100" in line for line in lines)
     assert any("family:gan" in line and "AUC 0.990" in line for line in lines)
     assert not any("family:real" in line or "source:x" in line for line in lines)
+
+
+def test_keys_are_made_shown_once_listed_without_the_key_and_revoked(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPFAKESCAN_DATA_DIR", str(tmp_path / "data"))
+    assert main(["keys", "create", "--admin", "--label", "desk editor"]) == 0
+    out, err = capsys.readouterr()
+    key = out.strip()
+    assert key.startswith("dfs_") and len(key) >= 46 and "shown once" in err
+    key_id = err.split()[2]
+    assert main(["keys", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed == [
+        {
+            "id": key_id,
+            "label": "desk editor",
+            "admin": True,
+            "created_at": listed[0]["created_at"],
+            "revoked_at": None,
+            "active": True,
+        }
+    ]
+    assert main(["keys", "revoke", key_id]) == 0
+    assert main(["keys", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "revoked" in out and key not in out
+    assert main(["keys", "revoke", key_id]) == EXIT_ERROR  # nothing left to revoke

@@ -44,3 +44,20 @@ def test_every_environment_variable_is_documented_in_the_readme():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     missing = [var for var in ENV_VARS.values() if f"`{var}`" not in readme]
     assert not missing, f"README's settings table lacks {missing}"
+
+
+def test_switches_read_yes_and_no_and_refuse_anything_else():
+    assert Settings.from_env({"DEEPFAKESCAN_REQUIRE_KEYS": "Yes"}).require_keys is True
+    assert Settings.from_env({"DEEPFAKESCAN_REQUIRE_KEYS": "0"}).require_keys is False
+    with pytest.raises(ValueError, match="DEEPFAKESCAN_REQUIRE_KEYS"):
+        Settings.from_env({"DEEPFAKESCAN_REQUIRE_KEYS": "maybe"})
+
+
+def test_the_session_secret_never_shows_in_a_printed_settings_object():
+    settings = Settings.from_env({"DEEPFAKESCAN_SECRET_KEY": "hunter2-hunter2"})
+    assert settings.secret_key == "hunter2-hunter2" and "hunter2" not in repr(settings)
+
+
+def test_allowed_hosts_are_names_without_brackets_or_case():
+    settings = Settings.from_env({"DEEPFAKESCAN_ALLOWED_HOSTS": " Scan.Example , [::1] ,"})
+    assert settings.host_names == ("scan.example", "::1")

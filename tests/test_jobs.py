@@ -160,6 +160,9 @@ def test_upload_is_private_randomly_named_and_deleted_when_the_scan_ends(tmp_pat
         ("../../etc/passwd", "passwd"),
         ("C:\\Users\\me\\clip.mp4", "clip.mp4"),
         ("bad\x00name\n.wav", "badname.wav"),
+        ("invoice\u202egpj.exe", "invoicegpj.exe"),  # a right-to-left override shows exe.jpg
+        ("a\u2066b\u2069\u200b\ufeffc\u2028.png", "abc.png"),  # isolates, zero-width, separator
+        ("Привет 写真 ☀.jpg", "Привет 写真 ☀.jpg"),  # scripts and symbols stay
         ("", "upload"),
         (None, "upload"),
         ("x" * 500, "x" * 200),

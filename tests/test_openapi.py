@@ -129,3 +129,11 @@ def test_the_documented_report_names_the_schema_version_and_the_whole_image_fiel
     published = REPORT_SCHEMA["$defs"]["whole_image"]
     assert set(whole["required"]) <= set(published["required"])
     assert "whole_image" not in report["required"]  # absent when the model did not run
+
+
+def test_the_documented_report_always_carries_the_provenance_section():
+    report = SPEC["components"]["schemas"]["Report"]
+    documented = report["properties"]["provenance"]
+    published = REPORT_SCHEMA["$defs"]["provenance"]
+    assert documented["required"] == published["required"]
+    assert "provenance" in report["required"] and "provenance" in REPORT_SCHEMA["required"]

@@ -124,3 +124,148 @@ def test_report_json_round_trips_through_the_schema(settings_with_brightness):
     data = report.to_dict()
     assert data["schema_version"] == "1.1"
     assert data["verdict"] == "fake" and 0.5 <= data["fake_probability"] <= 1.0
+
+
+# ------------------------------------------------------------------------------ provenance
+
+
+def comfyui_png() -> bytes:
+    """A face-free PNG carrying the ``prompt`` chunk ComfyUI writes (its node graph)."""
+    import io
+    import json
+
+    from PIL import Image, PngImagePlugin
+
+    graph = {"3": {"class_type": "KSampler", "inputs": {"seed": 1, "steps": 20}}}
+    info = PngImagePlugin.PngInfo()
+    info.add_text("prompt", json.dumps(graph))
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 200, 200)).save(buf, "PNG", pnginfo=info)
+    return buf.getvalue()
+
+
+def with_xmp_source_type(jpeg: bytes, term: str) -> bytes:
+    """``jpeg`` with an XMP packet declaring the IPTC digital source type ``term``."""
+    import struct
+
+    packet = (
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF'
+        ' xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description'
+        ' xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/"'
+        f' Iptc4xmpExt:DigitalSourceType="http://cv.iptc.org/newscodes/digitalsourcetype/{term}"/>'
+        "</rdf:RDF></x:xmpmeta>"
+    ).encode()
+    payload = b"http://ns.adobe.com/xap/1.0/\x00" + packet
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + jpeg[2:]
+
+
+def test_a_comfyui_png_is_fake_from_its_record_though_no_face_was_found(
+    settings_with_brightness,
+):
+    report = scan(comfyui_png(), settings=settings_with_brightness)
+    assert report.verdict == "fake"
+    assert report.reasons[0] == "The PNG carries a ComfyUI prompt graph."
+    assert "reached no verdict" in report.reasons[1]
+    assert any("No face was found" in r for r in report.reasons[2:])
+    assert report.fake_probability is None  # the score stays the models' (none: no face)
+    section = report.provenance
+    assert (section.hint, section.decided, section.model_verdict) == ("fake", True, "uncertain")
+    [item] = section.items
+    assert (item.source, item.field, item.generator) == ("png-text", "prompt", "ComfyUI")
+    assert "provenance" in report.timings_ms
+
+
+def test_an_ai_source_type_makes_a_real_looking_face_fake_and_keeps_the_models_score(
+    settings_with_brightness,
+):
+    plain = scan(face_jpeg("dark"), settings=settings_with_brightness)
+    declared = with_xmp_source_type(face_jpeg("dark"), "trainedAlgorithmicMedia")
+    report = scan(declared, settings=settings_with_brightness)
+    assert plain.verdict == "real" and report.verdict == "fake"
+    assert report.fake_probability == pytest.approx(plain.fake_probability)
+    assert report.faces[0].verdict == "real"  # the face's own judgement is unchanged
+    assert "IPTC digital source type trainedAlgorithmicMedia" in report.reasons[0]
+    assert report.reasons[2:] == plain.reasons
+    assert report.provenance.model_verdict == "real"
+
+
+def test_a_file_that_declares_nothing_has_an_empty_section_and_the_models_verdict(
+    settings_with_brightness,
+):
+    report = scan(solid_jpeg(200), settings=settings_with_brightness)
+    assert report.verdict == "uncertain" and "No face was found" in report.reasons[0]
+    section = report.to_dict()["provenance"]
+    assert section == {
+        "items": [],
+        "warnings": [],
+        "hint": None,
+        "decided": False,
+        "model_verdict": "uncertain",
+    }
+
+
+def test_a_camera_source_type_without_a_signature_changes_nothing(settings_with_brightness):
+    report = scan(
+        with_xmp_source_type(face_jpeg("bright"), "digitalCapture"),
+        settings=settings_with_brightness,
+    )
+    assert report.verdict == "fake" and report.reasons[0].startswith("The face looks")
+    assert report.provenance.hint is None and report.provenance.items[0].camera_capture
+
+
+def test_a_provenance_reader_that_breaks_is_a_warning_not_a_failed_scan(
+    settings_with_brightness, monkeypatch
+):
+    from deepfakescan import provenance
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("library bug")
+
+    monkeypatch.setattr(provenance, "read_provenance", broken)
+    report = scan(comfyui_png(), settings=settings_with_brightness)
+    assert report.verdict == "uncertain" and report.provenance.items == []
+    assert report.provenance.warnings == ["provenance: not read (RuntimeError: library bug)"]
+
+
+@pytest.fixture(scope="module")
+def signing_chain():
+    pytest.importorskip("c2pa", reason="the [provenance] extra (c2pa-python) is needed")
+    from .test_provenance import certificate_chain
+
+    return certificate_chain()  # signer chain, signer key, root for a trust list
+
+
+def trusting(tmp_path, root: bytes) -> Settings:
+    bundle_path = tmp_path / "trust.pem"
+    bundle_path.write_bytes(root)
+    return Settings.from_env(c2pa_trust=bundle_path)
+
+
+@pytest.mark.parametrize(("tone", "verdict"), [("dark", "real"), ("bright", "fake")])
+def test_a_trusted_camera_manifest_supports_real_but_never_overrides_the_models(
+    brightness_model_dir, signing_chain, tmp_path, tone, verdict
+):
+    from .test_provenance import CAPTURE, c2pa_signed_jpeg
+
+    chain, key, root = signing_chain
+    signed = c2pa_signed_jpeg(face_jpeg(tone), CAPTURE, chain, key, "Test Camera Firmware")
+    report = scan(signed, settings=trusting(tmp_path, root))
+    assert report.verdict == verdict and report.reasons[0].startswith("The face looks")
+    assert "declares a camera capture" in report.reasons[-1]
+    assert (report.provenance.hint, report.provenance.decided) == ("real", False)
+    [manifest] = report.provenance.items
+    assert manifest.validation == "trusted" and manifest.signer
+
+
+def test_an_ai_manifest_that_does_not_verify_still_decides_and_says_so(
+    brightness_model_dir, signing_chain, tmp_path
+):
+    from .test_provenance import TRAINED, c2pa_signed_jpeg
+
+    chain, key, root = signing_chain
+    signed = bytearray(c2pa_signed_jpeg(face_jpeg("dark"), TRAINED, chain, key))
+    signed[-10] ^= 0xFF  # one image byte changed after signing
+    report = scan(bytes(signed), settings=trusting(tmp_path, root))
+    assert report.verdict == "fake" and report.provenance.model_verdict == "real"
+    assert "do not verify" in report.reasons[0]
+    assert report.provenance.items[0].verified is False

@@ -1,7 +1,10 @@
 """The report's verdict rule and artifact names: the contract every interface relies on."""
 
+from typing import get_args
+
 import pytest
 
+from deepfakescan.provenance.model import Source, Validation
 from deepfakescan.report import (
     ARTIFACT_KINDS,
     MEDIA_KINDS,
@@ -69,6 +72,12 @@ def test_artifact_bytes_stay_out_of_the_json():
         (("$defs", "media", "properties", "type"), MEDIA_KINDS),
         (("$defs", "segment", "properties", "modality"), MODALITIES),
         (("$defs", "artifact", "properties", "kind"), ARTIFACT_KINDS),
+        (("$defs", "provenance_record", "properties", "source"), get_args(Source)),
+        (
+            ("$defs", "provenance_record", "properties", "validation", "anyOf", 0),
+            get_args(Validation),
+        ),
+        (("$defs", "provenance", "properties", "model_verdict", "anyOf", 0), VERDICTS),
     ],
 )
 def test_the_published_schema_lists_the_same_vocabulary_as_the_code(where, values):
@@ -95,11 +104,19 @@ def test_the_published_schema_is_the_version_reports_carry():
     assert REPORT_SCHEMA["$id"].endswith(f"report-{SCHEMA_VERSION}.json")
 
 
-def test_without_the_whole_image_model_the_json_has_the_1_0_fields_only():
+def test_without_the_whole_image_model_the_json_has_the_required_fields_only():
+    """1.0's fields plus ``provenance``, which 1.1 reports always carry (empty here)."""
     data = _bare_report().to_dict()
     validate_report(data)
     assert "whole_image" not in data
     assert sorted(data) == sorted(REPORT_SCHEMA["required"])
+    assert data["provenance"] == {
+        "items": [],
+        "warnings": [],
+        "hint": None,
+        "decided": False,
+        "model_verdict": None,
+    }
 
 
 @pytest.mark.parametrize(

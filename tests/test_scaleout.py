@@ -146,6 +146,8 @@ class Cluster:
             DEEPFAKESCAN_DATA_DIR=str(root / "data"),
             DEEPFAKESCAN_MODEL_DIR=str(root / "models"),
             DEEPFAKESCAN_VIDEO_FRAMES="96",
+            # every test's uploads come from 127.0.0.1 and count together in Redis
+            DEEPFAKESCAN_UPLOAD_RATE="100000/minute",
         )
         self.settings = Settings.from_env(env)
         ports = [free_port(), free_port()]

@@ -262,6 +262,32 @@ def test_history_pages_newest_first_with_a_total(store):
     assert [r.id for r in store.active()] == [f"s{i}" for i in range(5)]
 
 
+def test_a_keys_history_holds_only_the_scans_it_uploaded(store):
+    store.create("a1", source_name="a.jpg", media_type="image", owner="alice")
+    store.create("b1", source_name="b.jpg", media_type="image", owner="bob")
+    store.create("a2", source_name="c.jpg", media_type="image", owner="alice")
+    store.create("old", source_name="d.jpg", media_type="image")  # made before keys
+    page, total = store.list(owner="alice")
+    assert total == 2 and [r.id for r in page] == ["a2", "a1"]
+    assert store.get("b1").owner == "bob" and store.get("old").owner is None
+    assert store.list()[1] == 4  # no owner: every scan (an admin key, or keys off)
+
+
+def test_api_keys_keep_a_digest_and_a_revoked_key_stays_revoked(store):
+    from deepfakescan.jobs import KeyRing
+
+    ring = KeyRing(store)
+    assert not ring.enabled()
+    listed, key = ring.create("  desk\n editor ", admin=True)
+    assert listed.label == "desk editor" and listed.admin and ring.enabled()
+    assert ring.verify(key) == listed and ring.get(listed.id) == listed
+    assert ring.verify(key + "x") is None
+    assert ring.revoke(listed.id) and not ring.revoke(listed.id)
+    assert ring.verify(key) is None and ring.get(listed.id) is None
+    assert KeyRing(store).enabled()  # revoking the last key does not open the server
+    assert [k.active for k in ring.list()] == [False]
+
+
 def test_health_counts_scans_per_status_without_loading_them(store):
     for i in range(4):
         store.create(f"s{i}", source_name=f"{i}.jpg", media_type="image")

@@ -131,11 +131,14 @@ def encode(
     audio: np.ndarray | None = None,
     sr: int = 16000,
     gop: int | None = None,
+    tags: dict[str, str] | None = None,
 ) -> bytes:
-    """H.264 (ultrafast) of ``frames`` (a list of RGB arrays), with an AAC track if given."""
+    """H.264 (ultrafast) of ``frames`` (a list of RGB arrays), with an AAC track if given and
+    the container tags ``tags``."""
     buf = io.BytesIO()
     height, width = frames[0].shape[:2]
     with av.open(buf, "w", format={"mp4": "mp4", "mkv": "matroska"}[container]) as out:
+        out.metadata.update(tags or {})
         vs = out.add_stream("libx264", rate=fps)
         vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
         options = {"preset": "ultrafast"}
@@ -349,7 +352,9 @@ def test_whole_image_fake_overrules_a_real_face_and_voice(natural_voice):
 def test_without_the_whole_image_model_video_reports_are_as_before(natural_voice):
     report = deepfakescan.scan(clip("bright"), settings=natural_voice)
     data = report.to_dict()
-    assert sorted(data) == sorted(REPORT_SCHEMA["required"])  # the 1.0 fields, no whole_image
+    # the required fields (1.0's, and 1.1's provenance: FFmpeg's encoder tag, no hint)
+    assert sorted(data) == sorted(REPORT_SCHEMA["required"])
+    assert data["provenance"]["hint"] is None and not data["provenance"]["decided"]
     assert report.whole_image is None and "whole-image" not in report.timings_ms
     assert synthetic.MODEL_NAME not in {m.name for m in report.models}
     faceless = deepfakescan.scan(encode([solid(RED)] * 20), settings=natural_voice)
@@ -360,6 +365,36 @@ def test_without_the_whole_image_model_video_reports_are_as_before(natural_voice
         " release judges faces).",
         "The video has no audio track, so only the picture was judged.",
     ]
+
+
+# ---------------------------------------------------------------------------- provenance
+
+
+def test_a_clip_tagged_by_an_ai_video_tool_is_fake_whatever_the_face_and_voice(natural_voice):
+    frames = [one_face("dark")] * 20
+    tagged = encode(frames, container="mkv", audio=voice(2.0), tags={"software": "Runway Gen-3"})
+    plain = deepfakescan.scan(
+        encode(frames, container="mkv", audio=voice(2.0)), settings=natural_voice
+    )
+    report = deepfakescan.scan(tagged, settings=natural_voice)
+    assert plain.verdict == "real" and report.verdict == "fake"
+    assert report.reasons[0] == (
+        "The file's Matroska tags field SOFTWARE names Runway, an AI generator."
+    )
+    assert report.reasons[2:] == plain.reasons
+    assert report.fake_probability == plain.fake_probability
+    assert report.provenance.model_verdict == "real" and report.provenance.decided
+    assert "provenance" in report.timings_ms
+
+
+def test_speech_whose_id3_tag_names_a_voice_generator_is_fake(natural_voice):
+    from .test_provenance import id3v23, mp3_frames
+
+    data = id3v23({"TSSE": "ElevenLabs Multilingual v2"}) + mp3_frames()
+    report = deepfakescan.scan(data, settings=natural_voice)
+    assert report.media.type == "audio" and report.verdict == "fake"
+    assert report.reasons[0] == "The file's ID3 tag field TSSE names ElevenLabs, an AI generator."
+    assert report.provenance.items[0].source == "id3"
 
 
 # ---------------------------------------------------------------------------- edge cases

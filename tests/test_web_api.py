@@ -376,6 +376,22 @@ def test_health_reports_workers_queue_and_models(api):
     assert body["status"] == "ok" and body["workers"] == 1 and "image" in body["models"]
 
 
+def test_the_report_carries_provenance_and_a_comfyui_record_decides(api):
+    """A face-free PNG with ComfyUI's ``prompt`` chunk: the models have nothing to judge, the
+    file's own record makes it fake, and the API's report says so first."""
+    from .test_pipeline import comfyui_png
+
+    body = api.upload(comfyui_png(), name="render.png", query="?wait=60").get_json()
+    report = body["report"]
+    assert body["verdict"] == report["verdict"] == "fake"
+    assert report["reasons"][0] == "The PNG carries a ComfyUI prompt graph."
+    assert report["fake_probability"] is None  # the models' score: no face, no number
+    provenance = report["provenance"]
+    assert provenance["decided"] and provenance["model_verdict"] == "uncertain"
+    [item] = provenance["items"]
+    assert (item["source"], item["field"], item["generator"]) == ("png-text", "prompt", "ComfyUI")
+
+
 # ---------------------------------------------------------------- the prototype's /predict
 
 
@@ -408,11 +424,22 @@ def test_predict_uses_the_threshold_even_inside_the_uncertain_band(tmp_path):
         assert body == {
             "prediction": "Fake",
             "confidence": 0.55,
+            "decided_by": "models",
             "verdict": "uncertain",
             "scan_id": body["scan_id"],
         }
     finally:
         app.extensions["deepfakescan"].close()
+
+
+def test_predict_follows_a_provenance_record_that_declares_ai(api):
+    """The report says fake because the file declares it (ComfyUI): /predict must not answer
+    422 'no evidence' or 'Real' beside that verdict."""
+    from .test_pipeline import comfyui_png
+
+    body = predict(api, comfyui_png(), name="render.png").get_json()
+    assert body["prediction"] == "Fake" and body["verdict"] == "fake"
+    assert body["decided_by"] == "provenance" and body["confidence"] is None
 
 
 def test_predict_refuses_to_guess_on_a_picture_without_a_face(api):

@@ -398,6 +398,55 @@ def test_video_timeline_shows_each_frames_whole_image_score(page, tmp_path):
     assert crops in whole.inner_text()
 
 
+def test_provenance_card_shows_the_records_beside_the_models_evidence(page, tmp_path):
+    """A ComfyUI PNG (no face: the models have nothing to judge) and a C2PA-signed photo
+    whose manifest declares AI over a real-looking face: both are fake from the file's own
+    record, the card names the record, its signer, tool and actions, and whether a signature
+    vouches for it, and the models' own score stays on the card."""
+    from .test_pipeline import comfyui_png
+
+    upload(page, tmp_path, "render.png", comfyui_png())
+    card = page.locator("#result article[data-media='image']")
+    card.wait_for(timeout=60_000)
+    assert card.get_attribute("data-verdict") == "fake"
+    records = card.locator("section.provenance")
+    assert records.get_attribute("data-hint") == "fake"
+    assert records.get_by_role("heading", name="What the file says about itself").is_visible()
+    item = records.locator("li.provenance-item")
+    assert item.count() == 1 and item.get_attribute("data-source") == "png-text"
+    assert "PNG text “prompt”" in item.inner_text() and "names ComfyUI" in item.inner_text()
+    assert "not signed" in item.locator(".provenance-trust").inner_text()
+    explanation = card.locator(".explanation").inner_text()
+    assert "declares that it was made or edited with AI" in explanation
+    assert "the models had nothing to judge" in explanation
+    assert card.locator(".reasons li").first.inner_text() == (
+        "The PNG carries a ComfyUI prompt graph."
+    )
+
+    pytest.importorskip("c2pa", reason="the [provenance] extra (c2pa-python) is needed")
+    from .test_provenance import TRAINED, c2pa_signed_jpeg, certificate_chain
+
+    chain, key, _root = certificate_chain()
+    signed = c2pa_signed_jpeg(face_jpeg("dark"), TRAINED, chain, key, "Test Diffusion")
+    upload(page, tmp_path, "signed.jpg", signed)
+    card = page.locator("#result article[data-media='image']")
+    card.locator("li.provenance-item[data-source='c2pa']").wait_for(timeout=60_000)
+    assert card.get_attribute("data-verdict") == "fake"
+    text = card.locator("li.provenance-item[data-source='c2pa']").inner_text()
+    assert "C2PA manifest" in text and "Declares AI" in text
+    assert "tool: Test Diffusion 1.0" in text and "actions: created" in text
+    assert "source type: trainedAlgorithmicMedia" in text
+    assert "signed by Test Generator (Provenance Test Lab)" in text
+    assert "the signature verifies, but the signer is not on this server's trust list" in text
+    explanation = card.locator(".explanation").inner_text()
+    assert "On their own, the models say: We are" in explanation
+    assert "has not been manipulated" in explanation  # the dark face, to the test model
+    assert "by the models alone" in card.inner_text()
+    shot = tmp_path / "web-provenance.png"
+    page.screenshot(path=str(shot), full_page=True)
+    keep_screenshot(shot)
+
+
 def test_renamed_text_file_shows_an_inline_error(page, tmp_path):
     upload(page, tmp_path, "notes.jpg", b"These are meeting notes, not a photo.\n" * 20)
     alert = page.get_by_role("alert")

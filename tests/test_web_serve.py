@@ -8,7 +8,9 @@ def test_serve_flags_override_the_environment(monkeypatch):
     from deepfakescan.web import serve as serve_module
 
     seen = {}
-    monkeypatch.setattr(serve_module, "serve", lambda settings: seen.setdefault("s", settings))
+    monkeypatch.setattr(
+        serve_module, "serve", lambda settings, **kw: seen.setdefault("s", settings)
+    )
     monkeypatch.setenv("DEEPFAKESCAN_PORT", "9000")
     monkeypatch.setenv("DEEPFAKESCAN_HOST", "0.0.0.0")
     args = build_parser().parse_args(["serve", "--port", "8123", "--workers", "3"])

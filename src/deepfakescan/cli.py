@@ -1,4 +1,4 @@
-"""Command line: ``deepfakescan scan|provenance|models|serve|worker|eval|train``.
+"""Command line: ``deepfakescan scan|provenance|models|serve|worker|keys|eval|train``.
 
 The CLI parses flags, calls the library and picks a writer from ``WRITERS``; it holds no
 analysis logic of its own.
@@ -402,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     eval_command.add_parser(sub)
     serve_command.add_parser(sub)
     add_worker_parser(sub)
+    add_keys_parser(sub)
     train_command.add_parser(sub)
     return parser
 
@@ -421,6 +422,82 @@ def add_worker_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--name", help="this worker's node name (default deepfakescan@HOSTNAME)")
     p.set_defaults(func=cmd_worker)
+
+
+def add_keys_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "keys",
+        help="create, list and revoke API keys for the web app and REST API",
+        description="API keys live in the scan history's database (DEEPFAKESCAN_DATABASE_URL,"
+        " or SQLite under DEEPFAKESCAN_DATA_DIR), so every web node sees them at once. Once a"
+        " key exists, the server asks for one on every request but the page shell and health;"
+        " each key sees only its own scans, an admin key sees all.",
+    )
+    keys = p.add_subparsers(dest="keys_command", required=True)
+    create = keys.add_parser("create", help="make a key and print it once")
+    create.add_argument("--label", default="", help="who or what the key is for")
+    create.add_argument("--admin", action="store_true", help="sees and deletes every scan")
+    create.set_defaults(func=cmd_keys_create)
+    listing = keys.add_parser("list", help="list keys (never the keys themselves)")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=cmd_keys_list)
+    revoke = keys.add_parser("revoke", help="revoke a key: its requests and sessions stop")
+    revoke.add_argument("key_id", metavar="ID", help="the key's id, from `deepfakescan keys list`")
+    revoke.set_defaults(func=cmd_keys_revoke)
+
+
+def _keyring():
+    from .jobs import KeyRing
+    from .jobs.store import open_store
+
+    return KeyRing(open_store(Settings.from_env()))
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    ring = _keyring()
+    try:
+        key, secret = ring.create(args.label, admin=args.admin)
+    finally:
+        ring.store.close()
+    role = "admin key" if key.admin else "key"
+    print(f"{role} {key.id} created; it is shown once, keep it now:", file=sys.stderr)
+    print(secret)
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+    from datetime import datetime
+
+    ring = _keyring()
+    try:
+        keys = ring.list()
+    finally:
+        ring.store.close()
+    if args.json:
+        json.dump([asdict(k) | {"active": k.active} for k in keys], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    if not keys:
+        print("No API keys: the server is open to whoever reaches it (loopback by default).")
+    for k in keys:
+        state = "active" if k.active else "revoked"
+        made = datetime.fromtimestamp(k.created_at).strftime("%Y-%m-%d")
+        print(f"{k.id}  {made}  {'admin' if k.admin else 'user '}  {state:7}  {k.label}")
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    ring = _keyring()
+    try:
+        revoked = ring.revoke(args.key_id)
+    finally:
+        ring.store.close()
+    if not revoked:
+        print(f"error: no active key with id {args.key_id!r}", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"key {args.key_id} revoked")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

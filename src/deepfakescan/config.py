@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 MiB = 1024 * 1024
@@ -41,7 +41,18 @@ ENV_VARS = {
     "stale_seconds": "DEEPFAKESCAN_STALE_SECONDS",
     "requeue_seconds": "DEEPFAKESCAN_REQUEUE_SECONDS",
     "c2pa_trust": "DEEPFAKESCAN_C2PA_TRUST",
+    "require_keys": "DEEPFAKESCAN_REQUIRE_KEYS",
+    "secret_key": "DEEPFAKESCAN_SECRET_KEY",
+    "allowed_hosts": "DEEPFAKESCAN_ALLOWED_HOSTS",
+    "cors_origins": "DEEPFAKESCAN_CORS_ORIGINS",
+    "upload_rate": "DEEPFAKESCAN_UPLOAD_RATE",
+    "upload_bytes_per_hour": "DEEPFAKESCAN_UPLOAD_BYTES_PER_HOUR",
+    "max_queued": "DEEPFAKESCAN_MAX_QUEUED",
 }
+BOOLEANS = {"1": True, "true": True, "yes": True, "on": True}
+BOOLEANS |= {"0": False, "false": False, "no": False, "off": False}
+LOOPBACK_NAMES = "localhost,127.0.0.1,::1"
+"""Host names a server bound to loopback answers to: anything else is DNS rebinding."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +120,25 @@ class Settings:
     """PEM bundle of the C2PA signers' root certificates the operator trusts. A camera-capture
     manifest supports a ``real`` verdict only when its signer chains to one of them; unset,
     no signer is trusted (signatures are still checked)."""
+    require_keys: bool = False
+    """Every request but the page shell, static files and health needs an API key, even before
+    the first key exists (a deployment turns this on; ``deepfakescan keys create`` makes keys).
+    Off, keys are required as soon as one has been created."""
+    secret_key: str | None = field(default=None, repr=False)
+    """Signs the page's session cookie; the same value on every web node. Needed with keys."""
+    allowed_hosts: str = LOOPBACK_NAMES
+    """Comma-separated host names the server answers to (the ``Host`` header, without port);
+    ``*`` for any. Others get 400: a page on another site cannot reach us by DNS rebinding."""
+    cors_origins: str | None = None
+    """Comma-separated origins (``https://newsroom.example``) whose pages may call the API with
+    a Bearer key; unset, no cross-origin reads."""
+    upload_rate: str = "60/minute"
+    """Uploads per API key (or per client address without keys), in Flask-Limiter's notation
+    (``10/minute;200/day``); over it: 429 with ``Retry-After``."""
+    upload_bytes_per_hour: int = 16 * 1024 * MiB
+    """Upload bytes per API key (or client address) per hour; over it: 429."""
+    max_queued: int = 200
+    """Scans waiting in the queue at most; a new upload beyond it gets 429 (try later)."""
 
     @property
     def data_path(self) -> Path:
@@ -117,6 +147,15 @@ class Settings:
             return Path(self.data_dir)
         xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
         return Path(xdg) / "deepfakescan"
+
+    @property
+    def host_names(self) -> tuple[str, ...]:
+        """``allowed_hosts`` as lower-case names (``[::1]`` and ``::1`` alike)."""
+        return _split(self.allowed_hosts.replace("[", "").replace("]", "").lower())
+
+    @property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        return _split(self.cors_origins or "")
 
     @property
     def db_path(self) -> Path:
@@ -138,7 +177,15 @@ class Settings:
         return cls(**values)
 
 
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 def _parse(name: str, type_: str, raw: str, var: str):
+    if str(type_) == "bool":
+        if raw.strip().lower() not in BOOLEANS:
+            raise ValueError(f"{var}={raw!r} is not one of true/false, yes/no, on/off, 1/0")
+        return BOOLEANS[raw.strip().lower()]
     try:
         if "Path" in str(type_):
             return Path(raw).expanduser()

@@ -7,6 +7,8 @@ on; the CLI maps every one of them to exit code 2 and the web layer to
 
 from __future__ import annotations
 
+import re
+
 
 class DeepfakescanError(Exception):
     """Base class: a failure we expected and can explain to the user."""
@@ -75,3 +77,32 @@ class StoreUnavailable(DeepfakescanError):
 
     status = 503
     code = "store_unavailable"
+
+
+class Busy(DeepfakescanError):
+    """Too much at once: the scan queue is full, or a client is over its upload rate."""
+
+    status = 429
+    code = "busy"
+
+    def __init__(self, message: str, *, retry_after_s: int = 30) -> None:
+        super().__init__(message)
+        self.retry_after_s = int(retry_after_s)
+        """When to try again, in seconds (the web layer's ``Retry-After``)."""
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~/\\-])(?:/|[A-Za-z]:\\)(?:[\w.@+~-]+[/\\])*[\w.@+~-]+")
+_FILE_OBJECT = re.compile(r"<_?io\.\w+ name=(?:'[^']*'|\"[^\"]*\"|\d+)>")
+"""Pillow names the file object it was given: ``<_io.BufferedReader name='/srv/...'>``."""
+
+
+def without_paths(message: str, name: str = "the file") -> str:
+    """``message`` with every absolute path in it replaced by ``name``.
+
+    Decoders and loaders name the file they were given (``Invalid data found when processing
+    input: '/srv/.../uploads/0fc5...'``): a client must learn what was wrong with its file, not
+    where the server keeps it. Used wherever an error leaves for a client (the web layer, the
+    stored outcome of a scan).
+    """
+    message = _FILE_OBJECT.sub(lambda _: name, message)
+    return _ABSOLUTE_PATH.sub(lambda _: name, message)

@@ -5,6 +5,10 @@ runs its first checks alone, so the web layer refuses a bad upload before queuei
 reports progress through ``progress(fraction, stage)`` and polls ``cancel()`` between stages, so
 a job runner can show progress and stop a scan. Every failure we can explain is a
 ``DeepfakescanError`` with an HTTP status; nothing here formats output.
+
+Every scan also reads what the file declares about itself (``provenance``) from the same
+``MediaSource``; a record that declares AI generation decides the verdict
+(``provenance.verdict``), and a record that cannot be read is a warning, never a failure.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from .report import MEDIA_KINDS, Evidence, MediaInfo, Report
 
 if TYPE_CHECKING:
     from .media.sniff import Sniffed
+    from .provenance import Provenance
 
 ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
@@ -116,11 +121,13 @@ def scan(
     with stages.stage("sniff", 0.0):
         src = MediaSource.from_any(source, settings, name)
         sniffed = _sniff(src, kind)
+    with stages.stage("provenance", 0.02):
+        found = _provenance(src, sniffed.format, settings)
     media, evidence = _ROUTES[sniffed.kind](src, sniffed.format, settings, stages)
     stages.report(1.0, "done")
     timings = dict(stages.timings_ms)
     timings["total"] = (time.perf_counter() - total_start) * 1000.0
-    return _report(evidence, media, timings, src.name)
+    return _report(evidence, media, timings, src.name, found)
 
 
 def check_kind(kind: str | None) -> None:
@@ -142,21 +149,45 @@ def _sniff(src: MediaSource, kind: str | None) -> Sniffed:
     return sniffed
 
 
+def _provenance(src: MediaSource, fmt: str, settings: Settings) -> Provenance:
+    """The file's own records, read from the source the scan holds (no second size check).
+
+    ``read_provenance`` already turns a damaged record into a warning; this guard is for
+    anything else (a library bug, a missing system library), so provenance never fails a scan.
+    """
+    from .provenance import Provenance, read_provenance
+
+    try:
+        return read_provenance(src, fmt, settings=settings)
+    except Exception as e:  # noqa: BLE001 - evidence on the side must not stop the scan
+        return Provenance(warnings=(f"provenance: not read ({type(e).__name__}: {e})",))
+
+
 def _report(
-    evidence: Evidence, media: MediaInfo, timings: dict[str, float], source_name: str
+    evidence: Evidence,
+    media: MediaInfo,
+    timings: dict[str, float],
+    source_name: str,
+    found: Provenance,
 ) -> Report:
+    from .provenance import provenance_judgement
+    from .provenance.verdict import decide, section
+
+    judgement = provenance_judgement(found)
+    decision = decide(evidence.verdict, evidence.reasons, judgement)
     report = Report(
-        verdict=evidence.verdict,
+        verdict=decision.verdict,
         fake_probability=evidence.fake_probability,
         threshold=evidence.threshold,
         uncertain_band=evidence.uncertain_band,
-        reasons=evidence.reasons,
+        reasons=list(decision.reasons),
         media=media,
         models=evidence.models,
         faces=evidence.faces,
         segments=evidence.segments,
         tracks=evidence.tracks,
         whole_image=evidence.whole_image,
+        provenance=section(found, judgement, decision, evidence.verdict),
         timings_ms=timings,
         warnings=evidence.warnings,
         source_name=source_name,

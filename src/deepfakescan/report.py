@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
+
+if TYPE_CHECKING:
+    from .provenance.model import Source, Validation
 
 SCHEMA_VERSION = "1.1"
-"""1.1 added ``whole_image`` (absent when the whole-image model did not run, so such a report
-reads exactly as a 1.0 one did)."""
+"""1.1 added ``whole_image`` (absent when the whole-image model did not run) and
+``provenance`` (always present: see ``ProvenanceSection``)."""
 
 # One definition of each vocabulary: the type for annotations, the tuple (derived from it) for
 # checks and for the OpenAPI document; docs/report.schema.json repeats them and a test compares.
@@ -147,6 +150,51 @@ class WholeImage:
 
 
 @dataclass
+class ProvenanceRecord:
+    """One record the file declares about itself (``provenance.ProvenanceItem`` as data)."""
+
+    source: Source
+    """Where it was found: ``c2pa``, ``xmp``, ``iptc``, ``exif``, ``png-text``, or a
+    container's tags (``id3``, ``mp4``, ``vorbis``, ``matroska``, ``riff``)."""
+    field: str
+    value: str
+    """The record's text, cut to a few hundred characters (a ComfyUI graph can be megabytes)."""
+    verified: bool
+    """A C2PA signature covers it and verifies; never true for plain metadata."""
+    validation: Validation | None
+    signer: str | None
+    claim_generator: str | None
+    actions: list[str]
+    digital_source_type: str | None
+    ingredients: list[str]
+    generator: str | None
+    declares_ai: bool
+    camera_capture: bool
+
+
+@dataclass
+class ProvenanceSection:
+    """What the file declares about itself, and whether that set the verdict.
+
+    Always in the JSON (unlike ``whole_image``): the records are read for every scan, an
+    empty ``items`` list is itself the answer ("nothing declared", which counts for nothing),
+    and ``warnings`` (a damaged manifest, C2PA not checked) need a place even when no record
+    could be read. ``model_verdict`` keeps the models' own verdict visible when a record
+    decided (``decided``); the report's ``fake_probability`` is always the models'.
+    """
+
+    items: list[ProvenanceRecord] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    hint: Literal["fake", "real"] | None = None
+    """``fake``: a record declares AI generation; ``real``: a trusted camera manifest
+    (supporting only); ``None``: the records say nothing either way."""
+    decided: bool = False
+    """True when a record set the verdict (``hint`` is ``fake``); its reasons come first."""
+    model_verdict: Verdict | None = None
+    """The verdict the models reached on their own (``None`` in a report no scan made)."""
+
+
+@dataclass
 class MediaInfo:
     type: MediaType
     format: str
@@ -194,6 +242,8 @@ class Report:
     tracks: list[Track] = field(default_factory=list)
     whole_image: WholeImage | None = None
     """The whole-image model's own judgement; left out of the JSON when it did not run."""
+    provenance: ProvenanceSection = field(default_factory=ProvenanceSection)
+    """What the file declares about itself; always in the JSON (see ``ProvenanceSection``)."""
     artifacts: list[Artifact] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)

@@ -10,14 +10,17 @@ keeps the report and its artifacts in the store (SQLite, or PostgreSQL shared by
 from __future__ import annotations
 
 from .executor import CeleryExecutor, Executor, ThreadExecutor
+from .keys import ApiKey, KeyRing
 from .service import ScanService, display_name
 from .store import STATUSES, JobStore, ScanRecord
 
 __all__ = [
     "STATUSES",
+    "ApiKey",
     "CeleryExecutor",
     "Executor",
     "JobStore",
+    "KeyRing",
     "ScanRecord",
     "ScanService",
     "ThreadExecutor",

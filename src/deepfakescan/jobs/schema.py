@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-HEAD = "0002"
+HEAD = "0003"
 """The newest migration: a store already there opens without loading Alembic at all."""
 
 DOUBLE = sa.Float().with_variant(sa.REAL(), "sqlite")
@@ -45,10 +45,14 @@ scans = sa.Table(
     sa.Column("worker", sa.Text),
     sa.Column("heartbeat_at", DOUBLE),
     sa.Column("queued_at", DOUBLE),
+    sa.Column("owner", sa.Text),
     sa.Index("scans_status", "status", "created_at"),
+    sa.Index("scans_owner", "owner", "created_at"),
 )
 """One row per scan. ``worker`` holds a running scan, ``heartbeat_at`` is its last sign of life
-(a stale one may be taken over), ``queued_at`` is when it last entered the queue."""
+(a stale one may be taken over), ``queued_at`` is when it last entered the queue. ``owner`` is
+the id of the API key that uploaded it (null without keys): only that key, or an admin key,
+sees it."""
 sa.Index("scans_created", scans.c.created_at.desc())
 
 artifacts = sa.Table(
@@ -71,3 +75,17 @@ workers = sa.Table(
     sa.Column("last_seen", DOUBLE, nullable=False),
 )
 """Scan workers and when each last said it was alive (``info`` is JSON: host, pid, ...)."""
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("key_hash", sa.Text, nullable=False, unique=True),
+    sa.Column("label", sa.Text, nullable=False),
+    sa.Column("admin", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", DOUBLE, nullable=False),
+    sa.Column("revoked_at", DOUBLE),
+)
+"""API keys: only the SHA-256 of each key is kept (the key is shown once, when made); ``id``
+is the public handle that ``keys list`` shows and ``keys revoke`` takes. Rows are never
+deleted, so a revoked key stays revoked and the server stays closed once it had keys."""

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import secrets
 import threading
 import time
+import unicodedata
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +28,15 @@ from typing import BinaryIO
 
 from .. import pipeline
 from ..config import Settings
-from ..errors import DeepfakescanError, EmptyInput, ScanCancelled, StoreUnavailable, TooLarge
+from ..errors import (
+    Busy,
+    DeepfakescanError,
+    EmptyInput,
+    ScanCancelled,
+    StoreUnavailable,
+    TooLarge,
+    without_paths,
+)
 from ..report import Report
 from .executor import Executor, ExecutorFactory
 from .executor import executor_factory as default_executor_factory
@@ -43,17 +51,28 @@ SWEEP_INTERVAL_S = 3600.0
 OUTCOME_RETRY_S = 1.0
 """A finished scan's outcome is written again this often while the database is away."""
 CHUNK = 1024 * 1024
+QUEUE_RETRY_AFTER_S = 30
+"""What a client refused for a full queue is told to wait (a scan takes seconds to minutes)."""
 
 ScanFn = Callable[..., Report]
 
-_UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f]")
+_HIDDEN_CATEGORIES = ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+"""Control characters, format characters (bidi overrides and isolates, zero-width joiners),
+surrogates, private use, unassigned, and line/paragraph separators: none belongs in a label,
+and a right-to-left override would show ``gpj.exe`` as ``exe.jpg``."""
 
 
 def display_name(client_name: str | None) -> str:
     """A client's file name made safe to show (never to use as a path)."""
     name = (client_name or "").replace("\\", "/").rsplit("/", 1)[-1]
-    name = _UNSAFE_NAME.sub("", name).strip()
-    return name[:200] or "upload"
+    name = "".join(c for c in name if unicodedata.category(c) not in _HIDDEN_CATEGORIES)
+    return name.strip()[:200] or "upload"
+
+
+def public_message(message: str, upload: Path, name: str) -> str:
+    """A decoder's words about an upload, fit for its client: the upload's path (even one with
+    spaces) and any other absolute path become the client's file name."""
+    return without_paths(message.replace(str(upload), name), name)
 
 
 def warm_models(settings: Settings) -> None:
@@ -230,14 +249,24 @@ class ScanService:
     # -- requests ----------------------------------------------------------------------------
 
     def submit_upload(
-        self, stream: BinaryIO, *, client_name: str | None, kind: str | None = None
+        self,
+        stream: BinaryIO,
+        *,
+        client_name: str | None,
+        kind: str | None = None,
+        owner: str | None = None,
     ) -> ScanRecord:
-        """Store, validate and queue one upload; raise its ``DeepfakescanError`` if refused."""
+        """Store, validate and queue one upload; raise its ``DeepfakescanError`` if refused.
+
+        ``owner`` is the id of the API key uploading it (None without keys). A full queue
+        (``max_queued`` scans waiting) refuses the upload with ``Busy`` before it is read.
+        """
         pipeline.check_kind(kind)  # before the upload is saved
+        self._check_queue()
         name = display_name(client_name)
         path = self._save(stream, name)
         try:
-            media_type = pipeline.check(path, kind, settings=self.settings, name=name).kind
+            media_type = self._check(path, kind, name)
             scan_id = uuid.uuid4().hex
             if not self.distributed:  # before the scan exists, so no finish is missed
                 with self._events_lock:
@@ -248,12 +277,31 @@ class ScanService:
                 media_type=media_type,
                 declared_kind=kind,
                 upload_path=str(path),
+                owner=owner,
             )
         except BaseException:
             path.unlink(missing_ok=True)
             raise
         self._submit(scan_id)
         return record
+
+    def _check_queue(self) -> None:
+        queued = self.store.counts()["queued"]
+        if queued >= self.settings.max_queued:
+            raise Busy(
+                f"{queued} scans are waiting, the most this server queues"
+                " (DEEPFAKESCAN_MAX_QUEUED): try again shortly",
+                retry_after_s=QUEUE_RETRY_AFTER_S,
+            )
+
+    def _check(self, path: Path, kind: str | None, name: str) -> str:
+        """The upload's media type; a refusal names the client's file, never ``path``."""
+        try:
+            return pipeline.check(path, kind, settings=self.settings, name=name).kind
+        except DeepfakescanError as e:
+            e.message = public_message(e.message, path, name)
+            e.args = (e.message,)
+            raise
 
     def wait(self, scan_id: str, timeout_s: float) -> ScanRecord | None:
         """The scan once it has finished, or as it stands after ``timeout_s`` seconds."""
@@ -340,7 +388,7 @@ class ScanService:
     def _run(self, record: ScanRecord, upload: Path, is_cancelled: Callable[[], bool]) -> bool:
         """Run the scan and store its outcome; True when the upload must be kept (the scan was
         put back in the queue or taken over)."""
-        scan_id = record.id
+        scan_id, name = record.id, record.source_name
         scan = self._scan_fn or pipeline.scan
         running = RunningScan(
             self.store,
@@ -365,15 +413,19 @@ class ScanService:
                 for a in report.artifacts
                 if a.name in report.artifact_data
             ]
-            if self._write_outcome(self.store.finish, scan_id, report.to_dict(), artifacts):
+            outcome = report.to_dict()
+            if outcome.get("warnings"):  # decoders' words, which may name the upload's path
+                outcome["warnings"] = [public_message(w, upload, name) for w in outcome["warnings"]]
+            if self._write_outcome(self.store.finish, scan_id, outcome, artifacts):
                 log.info("scan %s done: %s", scan_id, report.verdict)
         except ScanCancelled:
             return self._stopped(running)
         except StoreUnavailable:
             raise
         except DeepfakescanError as e:
+            message = public_message(e.message, upload, name)
             self._write_outcome(
-                self.store.fail, scan_id, code=e.code, message=e.message, status=e.status
+                self.store.fail, scan_id, code=e.code, message=message, status=e.status
             )
         except Exception:
             log.exception("scan %s failed unexpectedly", scan_id)

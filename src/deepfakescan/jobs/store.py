@@ -89,6 +89,8 @@ class ScanRecord:
     """When that worker last said it was still on it (running scans only)."""
     queued_at: float | None = None
     """When the scan last entered the queue (created or requeued)."""
+    owner: str | None = None
+    """The id of the API key that uploaded it; None without keys."""
     artifacts: list[dict] = field(default_factory=list)
     """Artifacts still stored: ``{"name", "kind", "media_type"}`` (retention removes them)."""
 
@@ -204,6 +206,7 @@ class JobStore:
         media_type: str | None,
         declared_kind: str | None = None,
         upload_path: str | None = None,
+        owner: str | None = None,
     ) -> ScanRecord:
         now = time.time()
         with self._write() as conn:
@@ -215,6 +218,7 @@ class JobStore:
                     media_type=media_type,
                     declared_kind=declared_kind,
                     upload_path=upload_path,
+                    owner=owner,
                     created_at=now,
                     queued_at=now,
                 )
@@ -364,12 +368,20 @@ class JobStore:
             record.artifacts = [dict(a._mapping) for a in listed]
         return record
 
-    def list(self, *, limit: int = 20, offset: int = 0) -> tuple[list[ScanRecord], int]:
-        """A page of history, newest first, without reports (they can be large), and the total."""
+    def list(
+        self, *, limit: int = 20, offset: int = 0, owner: str | None = None
+    ) -> tuple[list[ScanRecord], int]:
+        """A page of history, newest first, without reports (they can be large), and the total.
+
+        With ``owner``, only the scans that key uploaded; without, every scan.
+        """
         columns = [sa.null().label("report") if c.name == "report" else c for c in scans.c]
         page = sa.select(*columns).order_by(scans.c.created_at.desc(), scans.c.id.desc())
+        count = sa.select(sa.func.count()).select_from(scans)
+        if owner is not None:
+            page, count = page.where(scans.c.owner == owner), count.where(scans.c.owner == owner)
         with self._read() as conn:
-            total = conn.execute(sa.select(sa.func.count()).select_from(scans)).scalar_one()
+            total = conn.execute(count).scalar_one()
             rows = conn.execute(page.limit(limit).offset(offset)).all()
         return [_record(r) for r in rows], total
 

@@ -12,15 +12,11 @@ if TYPE_CHECKING:
     from flask import Flask
 
 MiB = 1024 * 1024
-CSP = (
-    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline';"
-    " script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none';"
-    " form-action 'self'"
-)
 
 
 def create_app(test_config: dict | None = None) -> Flask:
-    """Build the app: settings, the scan service (store + workers), blueprints, error handlers.
+    """Build the app: settings, the scan service (store + workers), access checks and rate
+    limits, blueprints, error handlers.
 
     ``test_config`` may hold ``SETTINGS`` (a ``Settings``), ``SCAN_FN`` (stands in for
     ``pipeline.scan``), ``START_WORKERS`` (False to leave jobs queued) and any Flask key.
@@ -30,13 +26,15 @@ def create_app(test_config: dict | None = None) -> Flask:
     from flask import Flask
 
     from ..config import Settings
-    from ..jobs import ScanService
-    from . import api, ui
+    from ..jobs import KeyRing, ScanService
+    from . import access, api, ui
     from .errors import register_error_handlers
+    from .limits import check_limits, init_limits
 
     app = Flask(__name__)
     test_config = dict(test_config or {})
     settings = test_config.pop("SETTINGS", None) or Settings.from_env()
+    check_limits(settings)  # before any thread starts: a bad rate stops here
     app.config.from_mapping(
         SETTINGS=settings,
         # the multipart envelope adds a little to the file; the file itself is checked exactly
@@ -52,16 +50,12 @@ def create_app(test_config: dict | None = None) -> Flask:
         service.start()
     app.extensions["deepfakescan"] = service
 
-    @app.after_request
-    def security_headers(response):
-        # everything the page needs comes from this server: no CDN, no inline script
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        return response
-
+    # before the limiter: its key is the caller that access identifies, and its headers are
+    # added before access's after-request hook sees the response
+    access.init_app(app, settings, KeyRing(service.store))
     register_error_handlers(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(api.legacy)
     app.register_blueprint(ui.bp)
+    init_limits(app, settings)
     return app

@@ -1,7 +1,9 @@
 """REST API under ``/api/v1`` and the prototype's ``POST /predict``.
 
 Views are thin: parse the request, call the ``ScanService`` held by the app, shape JSON. Every
-response shape is declared in ``openapi.py``; every error goes through ``errors.py``.
+response shape is declared in ``openapi.py``; every error goes through ``errors.py``. Who may
+call them is settled before (``access.py``); here a caller only sees the scans it may see
+(another key's scan is an unknown scan: 404).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from .. import __version__
 from ..errors import BadInput, DeepfakescanError
 from ..jobs import ScanService
 from ..jobs.store import ScanRecord
+from .access import caller
 from .errors import error_response
 from .openapi import MAX_WAIT_S, build_openapi
 
@@ -87,7 +90,10 @@ def _upload(kind_field: str) -> ScanRecord:
     if upload is None or not upload.filename:
         raise BadInput("no file: send the media as the multipart/form-data field 'file'")
     kind = (request.form.get(kind_field) or "").strip().lower() or None
-    return get_service().submit_upload(upload.stream, client_name=upload.filename, kind=kind)
+    owner = caller().key_id
+    return get_service().submit_upload(
+        upload.stream, client_name=upload.filename, kind=kind, owner=owner
+    )
 
 
 def _failed(record: ScanRecord):
@@ -116,7 +122,8 @@ def create_scan():
 def list_scans():
     limit = int(_query_number("limit", PAGE_SIZE, 1, MAX_PAGE_SIZE, integer=True))
     offset = int(_query_number("offset", 0, 0, 2**31, integer=True))
-    records, total = get_service().store.list(limit=limit, offset=offset)
+    scope = caller().scope
+    records, total = get_service().store.list(limit=limit, offset=offset, owner=scope)
     nxt = None
     if offset + limit < total:
         nxt = url_for("api.list_scans", limit=limit, offset=offset + limit)
@@ -139,8 +146,9 @@ class NotFound(DeepfakescanError):
 
 
 def get_record_or_404(scan_id: str) -> ScanRecord:
+    """The scan, if it exists and this caller may see it: another key's scan is unknown."""
     record = get_service().store.get(scan_id)
-    if record is None:
+    if record is None or not caller().can_see(record.owner):
         raise NotFound(f"no scan with id {scan_id!r}")
     return record
 
@@ -152,6 +160,7 @@ def get_scan(scan_id: str):
 
 @bp.delete("/scans/<scan_id>")
 def delete_scan(scan_id: str):
+    get_record_or_404(scan_id)
     record, deleted = get_service().cancel_or_delete(scan_id)
     if record is not None:
         return jsonify(scan_detail(record))
@@ -167,7 +176,7 @@ def get_artifact(scan_id: str, name: str):
     if artifact is None:
         raise NotFound(f"scan {scan_id} has no artifact {name!r} (or it has expired)")
     response = Response(artifact.data, mimetype=artifact.media_type)
-    response.headers["Cache-Control"] = "private, max-age=86400, immutable"
+    response.headers["Cache-Control"] = "no-store"  # a copy of someone's photo: never cached
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
@@ -231,6 +240,10 @@ def predict():
             504, "timeout", f"the scan did not finish within {PREDICT_TIMEOUT_S:g} s"
         )
     report = record.report
+    if (report.get("provenance") or {}).get("decided"):
+        # the file declares itself AI-made: the report's verdict, with no model figure to give
+        answer = {"prediction": "Fake", "confidence": None, "decided_by": "provenance"}
+        return jsonify({**answer, "verdict": report["verdict"], "scan_id": record.id})
     probability, threshold = report["fake_probability"], report["threshold"]
     if probability is None or threshold is None:
         return error_response(422, "no_evidence", " ".join(report["reasons"]))
@@ -239,6 +252,7 @@ def predict():
         {
             "prediction": "Fake" if fake else "Real",
             "confidence": round(probability if fake else 1.0 - probability, 6),
+            "decided_by": "models",
             "verdict": report["verdict"],
             "scan_id": record.id,
         }

@@ -4,6 +4,7 @@ Never an HTML error page and never a stack trace: a newsroom script parsing our 
 page showing them inline, gets the same shape for a 404 route, a 413 body, a corrupt file or a
 bug. Domain errors carry their own status (``deepfakescan.errors``); Werkzeug's HTTP errors are
 mapped to short codes; anything else is logged with its traceback and answered as a bare 500.
+No message names a server path (``without_paths``): a decoder's or loader's words may.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 from flask import Flask, current_app, jsonify
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from ..errors import DeepfakescanError
+from ..errors import BadInput, Busy, DeepfakescanError, without_paths
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,29 @@ HTTP_CODES = {
     405: "method_not_allowed",
     413: "too_large",
     415: "unsupported_media",
+    429: "rate_limited",
 }
+AUTHENTICATE = 'Bearer realm="deepfakescan"'
+
+
+class Unauthorized(DeepfakescanError):
+    """No API key, or one that is unknown or revoked (keys are on)."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(DeepfakescanError):
+    """A state-changing request sent by another site's page (CSRF), refused."""
+
+    status = 403
+    code = "forbidden"
+
+
+class BadHost(BadInput):
+    """A ``Host`` header this server does not answer to (DNS rebinding)."""
+
+    code = "bad_host"
 
 
 def error_response(status: int, code: str, message: str):
@@ -34,7 +57,12 @@ def error_response(status: int, code: str, message: str):
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DeepfakescanError)
     def domain_error(e: DeepfakescanError):
-        return error_response(e.status, e.code, e.message)
+        response, status = error_response(e.status, e.code, without_paths(e.message))
+        if isinstance(e, Busy):
+            response.headers["Retry-After"] = str(max(1, e.retry_after_s))
+        if isinstance(e, Unauthorized):
+            response.headers["WWW-Authenticate"] = AUTHENTICATE
+        return response, status
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(e: RequestEntityTooLarge):

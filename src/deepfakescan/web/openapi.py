@@ -36,7 +36,12 @@ def _errors(*statuses: int) -> dict:
 
 _ERROR_TEXT = {
     400: "No file, or a bad parameter (unknown fileType, declared type not matching the content,"
-    " a wait outside 0-120 s).",
+    " a wait outside 0-120 s); bad_host: a Host header the server does not answer to"
+    " (DEEPFAKESCAN_ALLOWED_HOSTS).",
+    401: "API keys are on and the request has no valid key: send 'Authorization: Bearer KEY'"
+    " (or sign in on the page). A revoked key is refused at once.",
+    403: "A state-changing request sent by another site's page (cross-site form or script),"
+    " refused; requests with a Bearer key are not affected.",
     404: "Unknown scan, artifact or route.",
     405: "Method not allowed on this route.",
     409: "The scan was cancelled while the request waited for it (POST /predict only).",
@@ -44,6 +49,9 @@ _ERROR_TEXT = {
     " (DEEPFAKESCAN_MAX_PIXELS).",
     415: "Not an image, audio or video format we decode (judged by content, not by name).",
     422: "The format was recognised but the file is damaged, or there was nothing to judge.",
+    429: "Over the upload rate or volume of this key (or client address), or the scan queue is"
+    " full (DEEPFAKESCAN_UPLOAD_RATE, DEEPFAKESCAN_UPLOAD_BYTES_PER_HOUR,"
+    " DEEPFAKESCAN_MAX_QUEUED): try again after the Retry-After header's seconds.",
     500: "Unexpected server error (no details are given; the server log has them).",
     503: "No model installed for this kind of media (model_missing), or the scan history's"
     " database cannot be reached (store_unavailable): try again later.",
@@ -124,9 +132,27 @@ SCHEMAS: dict[str, Any] = {
         "description": "Report.to_dict(): the JSON Schema is docs/report.schema.json"
         f" (schema_version {SCHEMA_VERSION}: verdict, calibrated fake_probability, threshold,"
         " uncertain_band, reasons, media, faces, segments, tracks, artifacts, ...; whole_image,"
-        " the whole-image model's own score and verdict, only when that model ran).",
-        "required": ["schema_version", "verdict", "fake_probability", "reasons", "media"],
+        " the whole-image model's own score and verdict, only when that model ran; provenance,"
+        " what the file declares about itself, always).",
+        "required": [
+            "schema_version",
+            "verdict",
+            "fake_probability",
+            "reasons",
+            "media",
+            "provenance",
+        ],
         "properties": {
+            "provenance": {
+                "type": "object",
+                "description": "The file's own records (C2PA manifests, XMP/IPTC, EXIF, generator"
+                " text chunks, container tags): items (source, field, value, verified, signer,"
+                " claim_generator, actions, digital_source_type, ...), warnings, hint, decided"
+                " (a record declaring AI generation set the verdict to fake, its reasons first)"
+                " and model_verdict (the models' own; fake_probability stays theirs). items is"
+                " empty when the file declares nothing, which counts for nothing.",
+                "required": ["items", "warnings", "hint", "decided", "model_verdict"],
+            },
             "whole_image": {
                 "type": "object",
                 "description": "The whole-image detector's fake_probability, verdict, threshold,"
@@ -139,14 +165,21 @@ SCHEMAS: dict[str, Any] = {
     "Prediction": {
         "type": "object",
         "additionalProperties": False,
-        "required": ["prediction", "confidence", "verdict", "scan_id"],
+        "required": ["prediction", "confidence", "decided_by", "verdict", "scan_id"],
         "properties": {
             "prediction": {"type": "string", "enum": ["Real", "Fake"]},
             "confidence": {
-                "type": "number",
+                "type": ["number", "null"],
                 "minimum": 0,
                 "maximum": 1,
-                "description": "Calibrated probability of the predicted label.",
+                "description": "Calibrated probability of the predicted label; null when the"
+                " file's own provenance record decided (no model figure applies).",
+            },
+            "decided_by": {
+                "type": "string",
+                "enum": ["models", "provenance"],
+                "description": "What decided: the models' score against their threshold, or"
+                " a provenance record declaring AI generation (see the report's provenance).",
             },
             "verdict": {"type": "string", "enum": list(VERDICTS)},
             "scan_id": {"type": "string"},
@@ -376,8 +409,10 @@ PATHS: dict[str, Any] = {
             "summary": "Drop-in for the original prototype: Real or Fake, synchronously",
             "description": "Scans the upload and waits for it. prediction is Fake when the"
             " calibrated fake probability is at or above the model's threshold; confidence is"
-            " the probability of that label; verdict adds the uncertain band. A file with"
-            " nothing to judge (no face, no speech) answers 422 rather than a guess.",
+            " the probability of that label; verdict adds the uncertain band. A file whose own"
+            " provenance declares AI generation is Fake with decided_by provenance and no"
+            " confidence. A file with nothing to judge (no face, no speech) answers 422"
+            " rather than a guess.",
             "requestBody": _upload(
                 "fileType",
                 "The prototype's field: image, audio or video, checked against the content.",
@@ -389,6 +424,44 @@ PATHS: dict[str, Any] = {
         }
     },
 }
+
+
+_PUBLIC_OPERATIONS = frozenset({"health"})
+_UPLOAD_OPERATIONS = frozenset({"createScan", "predict"})
+SECURITY_SCHEMES = {
+    "apiKey": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key from `deepfakescan keys create`, needed once keys are on."
+        " A key sees only its own scans (others' are 404); an admin key sees all.",
+    },
+    "pageSession": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "deepfakescan_session",
+        "description": "The page's session after signing in with a key (same-site only).",
+    },
+}
+
+
+def _with_access(paths: dict) -> dict:
+    """Every operation but health with the answers of the access checks (``access.py``):
+    400 for a bad Host, 401 without a key, 403 for a cross-site post, 429 over upload limits."""
+    out: dict[str, Any] = {}
+    for path, operations in paths.items():
+        out[path] = {}
+        for method, operation in operations.items():
+            operation = dict(operation)
+            name = operation["operationId"]
+            if name in _PUBLIC_OPERATIONS:
+                operation["security"] = []
+            else:
+                extra = [400, 401]
+                extra += [403] if method in ("post", "delete") else []
+                extra += [429] if name in _UPLOAD_OPERATIONS else []
+                operation["responses"] = _errors(*extra) | operation["responses"]
+            out[path][method] = operation
+    return out
 
 
 def build_openapi() -> dict:
@@ -403,8 +476,10 @@ def build_openapi() -> dict:
             ' are always JSON: {"error": {"code", "message"}}.',
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
         },
-        "paths": PATHS,
+        "paths": _with_access(PATHS),
+        "security": [{"apiKey": []}, {"pageSession": []}, {}],
         "components": {
+            "securitySchemes": SECURITY_SCHEMES,
             "schemas": SCHEMAS,
             "responses": {
                 f"E{status}": _json(_ref("Error"), text) for status, text in _ERROR_TEXT.items()

@@ -8,6 +8,12 @@ needs nothing else running. Scaled out (``DEEPFAKESCAN_BROKER_URL``, usually wit
 broker or the database it is configured with cannot be reached, rather than serving errors.
 Waitress is a production WSGI server (pure Python, no compiler, Windows too); the Flask debug
 server is never used.
+
+Access: with API keys on (``deepfakescan keys create``, or ``DEEPFAKESCAN_REQUIRE_KEYS``) the
+page's sign-in needs ``DEEPFAKESCAN_SECRET_KEY``, so serve refuses to start without it; without
+keys anyone who reaches the port can read every scan, so serve refuses an address other than
+loopback unless ``--insecure-no-auth`` says that is meant (a private network, a proxy that
+authenticates).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import signal
 import threading
 
 from ..config import Settings
-from ..errors import StoreUnavailable
+from ..errors import BadInput, StoreUnavailable
 
 log = logging.getLogger("deepfakescan.serve")
 
@@ -45,6 +51,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--data-dir", help="history, artifacts and pending uploads (DEEPFAKESCAN_DATA_DIR)"
     )
+    p.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="listen on an address other than loopback without API keys: anyone who reaches"
+        " the port can upload, read and delete every scan",
+    )
     p.set_defaults(func=cmd_serve)
 
 
@@ -62,22 +74,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if overrides[name] is not None and overrides[name] <= 0:
             raise ValueError(f"--{name.replace('http_', '')} must be positive")
     settings = Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
-    serve(settings)
+    serve(settings, insecure_no_auth=args.insecure_no_auth)
     return 0
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, *, insecure_no_auth: bool = False) -> None:
     """Run until Ctrl+C or SIGTERM, then let running scans reach a stage boundary and stop."""
     from waitress import create_server
 
     from ..jobs.celery_app import redacted
     from ..jobs.service import warm_models
     from . import create_app
+    from .access import is_loopback
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     check_parts(settings)
+    keys_on = check_access(settings, insecure_no_auth=insecure_no_auth)
     app = create_app({"SETTINGS": settings})
     service = app.extensions["deepfakescan"]
     server = create_server(
@@ -94,6 +108,9 @@ def serve(settings: Settings) -> None:
     else:  # scans run here: load the models now, not at the first upload
         threading.Thread(target=warm_models, args=(settings,), daemon=True).start()
         where = f"history in {settings.data_path}"
+    where += "; API keys required" if keys_on else "; no API keys: open to anyone who reaches it"
+    if not is_loopback(settings.host):
+        where += f"; answers to host names {settings.allowed_hosts} (DEEPFAKESCAN_ALLOWED_HOSTS)"
     shown = "localhost" if settings.host in ("0.0.0.0", "::", "") else settings.host
     print(
         f"deepfakescan is running: open http://{shown}:{server.effective_port}/ in a browser"
@@ -135,3 +152,33 @@ def check_parts(settings: Settings) -> None:
             open_store(settings).close()  # also migrates a new database, once
         except StoreUnavailable as e:
             raise StoreUnavailable(f"not starting: {e.message} (DEEPFAKESCAN_DATABASE_URL)") from e
+
+
+def check_access(settings: Settings, *, insecure_no_auth: bool = False) -> bool:
+    """Refuse to start open to the network, or with keys that the page cannot sign in with.
+
+    Returns whether API keys are required. Raises ``BadInput`` (the CLI prints the message and
+    exits with 2) for keys without ``DEEPFAKESCAN_SECRET_KEY``, and for an address other than
+    loopback without keys unless ``insecure_no_auth``.
+    """
+    from ..jobs import KeyRing
+    from ..jobs.store import open_store
+    from .access import is_loopback
+
+    store = open_store(settings)
+    try:
+        keys_on = settings.require_keys or KeyRing(store).enabled()
+    finally:
+        store.close()
+    if keys_on and not settings.secret_key:
+        raise BadInput(
+            "not starting: API keys are on but DEEPFAKESCAN_SECRET_KEY is not set; set it to a"
+            " long random value (the same on every web node), e.g. `openssl rand -hex 32`"
+        )
+    if not keys_on and not is_loopback(settings.host) and not insecure_no_auth:
+        raise BadInput(
+            f"not starting: listening on {settings.host} without API keys would let anyone who"
+            " reaches it read and delete every scan. Create a key (deepfakescan keys create"
+            " --admin) and set DEEPFAKESCAN_SECRET_KEY, or pass --insecure-no-auth"
+        )
+    return keys_on

@@ -2,18 +2,22 @@
 
 The HTML works without JavaScript for reading (history is rendered here); ``static/app.js``
 adds drag and drop, upload and scan progress and the result cards, all from the REST API.
+With API keys on, the page asks for a key first (``signin``) and then shows the scans of that
+key only; its requests to the API carry the session cookie.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 
 from ..media.sniff import ACCEPTED
+from .access import SESSION_KEY, keyring, principal
 from .api import get_record_or_404, get_service, scan_summary
 
 bp = Blueprint("ui", __name__)
 
 HISTORY_ROWS = 20
+MAX_KEY_CHARS = 200
 
 
 def human_size(n: int) -> str:
@@ -30,7 +34,8 @@ def human_size(n: int) -> str:
 
 def _page_context() -> dict:
     settings = current_app.config["SETTINGS"]
-    records, total = get_service().store.list(limit=HISTORY_ROWS)
+    scope = principal().scope
+    records, total = get_service().store.list(limit=HISTORY_ROWS, owner=scope)
     return {
         "max_bytes": settings.max_bytes,
         "max_size": human_size(settings.max_bytes),
@@ -40,12 +45,41 @@ def _page_context() -> dict:
     }
 
 
+def _signin_page(error: str | None = None, status: int = 200):
+    return render_template("signin.html", error=error), status
+
+
 @bp.get("/")
 def index():
+    if principal() is None:
+        return _signin_page()
     return render_template("index.html", scan_id=None, **_page_context())
 
 
 @bp.get("/scans/<scan_id>")
 def scan_page(scan_id: str):
+    if principal() is None:
+        return _signin_page()
     get_record_or_404(scan_id)
     return render_template("index.html", scan_id=scan_id, **_page_context())
+
+
+@bp.post("/signin")
+def signin():
+    """Exchange an API key for the page's session cookie (it holds the key's id, not the key)."""
+    if not current_app.config.get("SECRET_KEY"):
+        return _signin_page("Signing in needs DEEPFAKESCAN_SECRET_KEY on the server.", 503)
+    key = keyring().verify((request.form.get("key") or "").strip()[:MAX_KEY_CHARS])
+    if key is None:
+        return _signin_page("That key is not valid, or it has been revoked.", 401)
+    session.clear()
+    session[SESSION_KEY] = key.id
+    session.permanent = True
+    return redirect(url_for("ui.index"), 303)
+
+
+@bp.post("/signout")
+def signout():
+    if current_app.config.get("SECRET_KEY"):
+        session.clear()
+    return redirect(url_for("ui.index"), 303)

@@ -311,9 +311,20 @@
     return `We estimate a ${pctWords(p)} chance that ${what} has been manipulated: too close to call.`;
   }
 
+  /** True when the file's own record (provenance) set the verdict, not the models. */
+  function decidedByRecord(report) {
+    return Boolean(report.provenance && report.provenance.decided);
+  }
+
   function explanation(report, noun) {
     const p = report.fake_probability;
     const band = report.uncertain_band;
+    if (decidedByRecord(report)) {
+      const models = p === null || p === undefined
+        ? "On their own, the models had nothing to judge."
+        : `On their own, the models say: ${verdictSentence(report.provenance.model_verdict, p, `this ${noun}`)}`;
+      return `This ${noun} declares that it was made or edited with AI, so we call it fake whatever it looks like. ${models}`;
+    }
     if (p === null || p === undefined) {
       return `We could not judge this ${noun}, so we do not give a number. ${report.reasons[0]}`;
     }
@@ -509,6 +520,73 @@
     );
   }
 
+  // where a record was found, in words (report.provenance.items[].source)
+  const RECORD_PLACES = {
+    c2pa: "C2PA manifest",
+    xmp: "XMP metadata",
+    iptc: "IPTC metadata",
+    exif: "EXIF metadata",
+    "png-text": "PNG text",
+    id3: "ID3 tag",
+    mp4: "MP4 tag",
+    vorbis: "Vorbis comment",
+    matroska: "Matroska tag",
+    riff: "RIFF tag",
+  };
+
+  /** Whether a record is vouched for, in plain words: only a C2PA signature can be. */
+  function recordTrust(item) {
+    if (item.source !== "c2pa") return "not signed: anyone can write or remove it";
+    const who = item.signer ? `signed by ${item.signer}` : "signed";
+    if (item.validation === "trusted") return `${who}; verified, and the signer is on this server's trust list`;
+    if (item.verified) return `${who}; the signature verifies, but the signer is not on this server's trust list`;
+    return "its signature or hashes do not verify: the file changed after signing, or the record is forged";
+  }
+
+  function recordLine(item) {
+    const place = RECORD_PLACES[item.source] || item.source;
+    const name = item.field === "active manifest" ? place : `${place} “${item.field}”`;
+    const facts = [
+      item.generator && item.generator !== item.claim_generator ? `names ${item.generator}` : null,
+      item.claim_generator ? `tool: ${item.claim_generator}` : null,
+      item.actions && item.actions.length ? `actions: ${item.actions.map((a) => a.replace(/^c2pa\./, "")).join(", ")}` : null,
+      item.digital_source_type ? `source type: ${item.digital_source_type}` : null,
+    ].filter(Boolean);
+    return h("li", { class: "provenance-item", "data-source": item.source, "data-verified": String(item.verified) },
+      h("span", { class: "flex flex-wrap items-center gap-2" },
+        h("span", { class: "font-medium", text: name }),
+        item.declares_ai ? h("span", { class: "badge badge-fake", text: "Declares AI" }) : null,
+        item.camera_capture ? h("span", { class: "badge badge-real", text: "Camera capture" }) : null,
+      ),
+      facts.length ? h("span", { class: "block text-slate-700", text: facts.join(" · ") }) : null,
+      h("span", { class: "provenance-trust block text-xs text-slate-600", text: recordTrust(item) }),
+      item.source === "c2pa" ? null : h("span", { class: "block truncate text-xs text-slate-500", title: item.value, text: item.value }),
+    );
+  }
+
+  const PROVENANCE_WORDS = {
+    fake: "The file says it was made or edited with AI. We take that at its word: a false claim of AI harms no one, so it decides the verdict whatever the models say.",
+    real: "A camera-capture record from a signer on this server's trust list supports “real”. It never overrides the models.",
+    none: "These records neither show nor rule out manipulation: metadata is easily removed or rewritten, so we only report them.",
+  };
+
+  /** What the file declares about itself (report.provenance), beside the models' evidence:
+   * each record with its signer, tool and actions and whether a signature vouches for it. */
+  function provenanceSection(report) {
+    const pv = report.provenance;
+    if (!pv || (!pv.items.length && !pv.warnings.length)) return null;
+    return h(
+      "section",
+      { class: "provenance mt-5 rounded-lg border border-slate-200 p-4", "aria-labelledby": "provenance-title", "data-hint": pv.hint || "none" },
+      h("h3", { id: "provenance-title", class: "text-sm font-semibold", text: "What the file says about itself" }),
+      pv.items.length ? h("p", { class: "provenance-words mt-1 text-sm text-slate-700", text: PROVENANCE_WORDS[pv.hint || "none"] }) : null,
+      pv.items.length ? h("ul", { class: "mt-2 space-y-1 text-sm", "aria-label": "Records found in the file" }, pv.items.map(recordLine)) : null,
+      pv.warnings.length
+        ? h("ul", { class: "mt-2 list-disc pl-5 text-xs text-amber-900", "aria-label": "Records we could not read" }, pv.warnings.map((w) => h("li", { text: w })))
+        : null,
+    );
+  }
+
   /** A heatmap artifact is either the whole picture with the heat painted in (shown in place
    * of the photo) or a face-sized overlay (laid over its box): its shape tells which. */
   function placeHeatmap(group, url, box, W, H) {
@@ -644,6 +722,13 @@
     return parts.length ? h("section", {}, parts) : null;
   }
 
+  /** What the big number is: when the file's own record decided, it is still the models'. */
+  function scoreCaption(report) {
+    const decided = decidedByRecord(report);
+    if (report.fake_probability === null) return decided ? "no model score: the file's own record decided" : "no score: nothing to judge";
+    return decided ? "chance of manipulation, by the models alone" : "chance of manipulation";
+  }
+
   function renderResult(scan) {
     const report = scan.report;
     const noun = NOUN[report.media.type] || "file";
@@ -660,7 +745,7 @@
       ),
       h("div", { class: "mt-4 flex flex-wrap items-baseline gap-x-3" },
         h("span", { class: "text-4xl font-bold tabular-nums", text: p === null ? "—" : pct(p) }),
-        h("span", { class: "text-slate-600", text: p === null ? "no score: nothing to judge" : "chance of manipulation" }),
+        h("span", { class: "text-slate-600", text: scoreCaption(report) }),
       ),
       h("p", { class: "explanation mt-2 text-sm text-slate-700", text: explanation(report, noun) }),
       scaleBar(p, report.uncertain_band),
@@ -677,6 +762,7 @@
         : null,
       report.media.type === "video" ? wholeImageSection(scan, report) : null,
       report.media.type === "video" ? framesSection(scan, report) : null,
+      provenanceSection(report),
       h("h3", { class: "mt-5 text-sm font-semibold", text: "Why" }),
       h("ul", { class: "reasons mt-1 list-disc space-y-1 pl-5 text-sm" }, report.reasons.map((r) => h("li", { text: r }))),
       report.warnings && report.warnings.length
