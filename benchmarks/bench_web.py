@@ -1,6 +1,6 @@
 """Web server throughput, latency and memory: N clients upload a 640x480 face JPEG at once.
 
-Starts ``deepfakescan serve`` (waitress, the production setup) on loopback with a fresh data
+Starts ``deepfakescan serve`` (gunicorn, the production setup) on loopback with a fresh data
 directory, then N client threads each POST ``/api/v1/scans?wait=60`` in a loop over keep-alive
 connections until ``--scans`` scans are done. Prints scans per second, p50/p95 latency (upload
 to report), the error count, and the server's RSS after 100 scans and at the end (a leak shows as

@@ -146,6 +146,15 @@ def test_three_hour_file_is_cut_to_the_first_minutes_and_the_report_says_so(stan
     assert report.segments[-1].end_s <= 20.0 + 1e-6
 
 
+def test_a_wav_cut_at_ten_percent_is_judged_on_what_is_left_and_the_report_says_so(stand_in):
+    whole = wav(speechlike(6.0))
+    report = deepfakescan.scan(whole[: len(whole) // 10], settings=stand_in)
+    assert report.media.duration_s == pytest.approx(6.0, abs=0.01)  # what the header declares
+    assert report.media.analysed_duration_s == pytest.approx(0.6, abs=0.01)
+    assert any(w.startswith("the file is truncated: 0.60 s of the 6.00 s") for w in report.warnings)
+    assert not deepfakescan.scan(whole, settings=stand_in).warnings
+
+
 def test_seven_one_channel_96k_file_is_downmixed_and_scanned(stand_in):
     data = encode_audio(tone(3.0, sr=96000, channels=8), 96000, "wav")
     report = deepfakescan.scan(data, settings=stand_in)

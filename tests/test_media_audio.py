@@ -98,12 +98,43 @@ def test_audio_truncated_after_the_first_bytes_is_corrupt_media(fmt):
         load_audio(src(data[:40]), SETTINGS)
 
 
-def test_wav_cut_after_its_header_is_analysed_as_far_as_it_goes():
-    # libsndfile sizes a cut WAV from the bytes present, so there is no "declared" length
-    # to compare with here (MP3 and friends do warn: see the next test)
+def test_wav_cut_at_ten_percent_is_analysed_as_far_as_it_goes_and_says_it_is_truncated():
+    # libsndfile sizes a cut WAV from the bytes present: the RIFF data chunk declares the rest
     data = F.tone_wav(1.0)
     clip = load_audio(src(data[: 44 + 3200]), SETTINGS)
     assert clip.duration_s == pytest.approx(0.1, abs=0.01)
+    assert clip.info.duration_s == pytest.approx(1.0)
+    assert [w for w in clip.warnings if "truncated" in w] == [
+        "the file is truncated: 0.10 s of the 1.00 s its header declares were analysed"
+    ]
+
+
+@pytest.mark.parametrize("rate", [16000, 44100])
+def test_a_whole_wav_has_no_truncation_warning(rate):
+    clip = load_audio(src(F.tone_wav(1.0, sr=rate)), SETTINGS)
+    assert clip.info.duration_exact and not clip.warnings
+
+
+def test_a_wav_a_few_percent_short_is_truncated_too():
+    data = F.tone_wav(2.0)
+    clip = load_audio(src(data[: len(data) - 3200]), SETTINGS)  # 0.1 s of 2 s missing
+    assert any("truncated: 1.90 s of the 2.00 s" in w for w in clip.warnings)
+
+
+def test_a_riff_walk_skips_chunks_before_the_data_and_gives_up_on_unknown_sizes():
+    import io
+    import struct
+
+    from deepfakescan.media.audio import riff_data_chunk
+
+    data = F.tone_wav(1.0)  # 16 kHz mono s16: 32000 bytes a second
+    fmt_end = 12 + 8 + struct.unpack("<I", data[16:20])[0]
+    extra = b"LIST" + struct.pack("<I", 5) + b"abcde\0"  # odd size, padded to even
+    with_list = data[:fmt_end] + extra + data[fmt_end:]
+    assert riff_data_chunk(io.BytesIO(with_list)) == (32000, 32000, fmt_end + len(extra) + 8)
+    unknown_size = data[:fmt_end] + b"data" + b"\xff" * 4 + data[fmt_end + 8 :]
+    assert riff_data_chunk(io.BytesIO(unknown_size)) is None
+    assert riff_data_chunk(io.BytesIO(b"RIFX" + data[4:])) is None
 
 
 def test_mp3_cut_in_half_is_analysed_with_a_truncation_warning():

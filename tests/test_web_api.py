@@ -493,6 +493,138 @@ def test_predict_refuses_to_guess_when_there_was_nothing_to_judge(tmp_path):
         app.extensions["deepfakescan"].close()
 
 
+# -------------------------------------------------------- streamed intake, lanes and waits
+
+
+def multipart(*parts: tuple[str, str | None, bytes], closed: bool = True) -> bytes:
+    """A multipart/form-data body with boundary ``b0undary`` from (name, filename, data)."""
+    out = b""
+    for name, filename, data in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        out += f"--b0undary\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + data
+        out += b"\r\n"
+    return out + (b"--b0undary--\r\n" if closed else b"")
+
+
+def post_raw(api, body: bytes, content_type="multipart/form-data; boundary=b0undary", url=None):
+    return api.call("post", url or "/api/v1/scans", data=body, content_type=content_type)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "words"),
+    [
+        (multipart(("file", "cut.jpg", solid_jpeg(10)), closed=False), None, "complete"),
+        (multipart(("file", "a.jpg", solid_jpeg(10))), "application/octet-stream", "no file"),
+        (b"\xff\xd8\xff" + bytes(200_000), None, "not a multipart"),
+        (multipart(("kind", None, b"image")), None, "no file"),
+        (multipart(("file", "a.jpg", solid_jpeg(10)), ("kind", None, b"i" * 2000)), None, "kind"),
+    ],
+    ids=["cut-off", "not-multipart", "no-boundary", "no-file-part", "long-field"],
+)
+def test_a_malformed_upload_is_400_and_leaves_no_file(api, app, body, content_type, words):
+    kwargs = {"content_type": content_type} if content_type else {}
+    response = post_raw(api, body, **kwargs)
+    assert response.status_code == 400 and words in response.get_json()["error"]["message"]
+    assert list(app.extensions["deepfakescan"].upload_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("data", "status"),
+    [(b"\xff\xd8\xff\xe0" + bytes(200), 422), (b"\0\0\0\x18ftypmp42" + bytes(100), 422)],
+)
+def test_an_upload_refused_after_it_is_written_leaves_no_file(api, app, data, status):
+    response = post_raw(api, multipart(("file", "bad.bin", data)))
+    assert response.status_code == status
+    assert list(app.extensions["deepfakescan"].upload_dir.iterdir()) == []
+
+
+def test_the_declared_kind_may_follow_the_file_in_the_form(api):
+    body = multipart(("file", "a.jpg", solid_jpeg(10)), ("kind", None, b"audio"))
+    response = post_raw(api, body)
+    assert (
+        response.status_code == 400
+        and "content is image" in response.get_json()["error"]["message"]
+    )
+
+
+def test_a_second_file_part_is_skipped_and_the_first_is_scanned(api):
+    body = multipart(("file", "a.jpg", solid_jpeg(250)), ("file", "b.txt", b"notes" * 100))
+    response = post_raw(api, body)
+    assert response.status_code == 202 and response.get_json()["source_name"] == "a.jpg"
+
+
+@pytest.fixture
+def held(tmp_path):
+    """An app whose scans run until ``release`` is set, with 3 HTTP threads (1 upload lane)."""
+    release = threading.Event()
+
+    def held_scan(path, *, name=None, **kw):
+        release.wait(30)
+        return audio_report(path, name=name)
+
+    app = make_app(tmp_path, scan_fn=held_scan, http_threads=3, max_wait_seconds=30)
+    yield app, release
+    release.set()
+    app.extensions["deepfakescan"].close()
+
+
+def test_uploads_beyond_the_lanes_get_429_and_health_still_answers(held):
+    app, release = held
+    api = Api(app)
+    answers = []
+    waiting = threading.Thread(
+        target=lambda: answers.append(api.upload(tone_wav(1.0), "a.wav", query="?wait=30"))
+    )
+    waiting.start()  # holds the one upload lane while it waits for its scan
+    deadline = time.monotonic() + 10
+    while not app.extensions["deepfakescan"].store.counts()["running"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    refused = api.upload(tone_wav(1.0), "b.wav")
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    assert "DEEPFAKESCAN_HTTP_THREADS" in refused.get_json()["error"]["message"]
+    assert api.call("get", "/api/v1/health").status_code == 200
+    release.set()
+    waiting.join(30)
+    assert answers[0].status_code == 200
+    assert api.upload(tone_wav(1.0), "c.wav").status_code == 202  # the lane is free again
+
+
+def test_wait_is_capped_by_the_configured_longest_wait(tmp_path):
+    def slow_scan(path, *, name=None, **kw):
+        time.sleep(3)
+        return audio_report(path, name=name)
+
+    app = make_app(tmp_path, scan_fn=slow_scan, max_wait_seconds=0.2)
+    try:
+        response = Api(app).upload(tone_wav(1.0), "a.wav", query="?wait=100")
+        assert response.status_code == 202  # not finished: the wait stopped at 0.2 s
+        assert response.get_json()["status"] in ("queued", "running")
+        answer = predict(Api(app), tone_wav(1.0), name="b.wav")
+        assert answer.status_code == 504
+        message = answer.get_json()["error"]["message"]
+        assert "DEEPFAKESCAN_MAX_WAIT_SECONDS" in message and "/api/v1/scans/" in message
+    finally:
+        app.extensions["deepfakescan"].close()
+
+
+def test_a_stopping_server_answers_its_waiting_requests_at_once(held):
+    app, _ = held
+    api = Api(app)
+    answers = []
+    waiting = threading.Thread(
+        target=lambda: answers.append(api.upload(tone_wav(1.0), "a.wav", query="?wait=30"))
+    )
+    waiting.start()
+    deadline = time.monotonic() + 10
+    while not app.extensions["deepfakescan"].store.counts()["running"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    app.extensions["deepfakescan"].stop_waiting()
+    waiting.join(10)
+    assert not waiting.is_alive() and answers[0].status_code == 202
+
+
 # ------------------------------------------------------------------------------- the page
 
 

@@ -48,6 +48,7 @@ ENV_VARS = {
     "upload_rate": "DEEPFAKESCAN_UPLOAD_RATE",
     "upload_bytes_per_hour": "DEEPFAKESCAN_UPLOAD_BYTES_PER_HOUR",
     "max_queued": "DEEPFAKESCAN_MAX_QUEUED",
+    "max_wait_seconds": "DEEPFAKESCAN_MAX_WAIT_SECONDS",
 }
 BOOLEANS = {"1": True, "true": True, "yes": True, "on": True}
 BOOLEANS |= {"0": False, "false": False, "no": False, "off": False}
@@ -99,8 +100,10 @@ class Settings:
     """Address ``deepfakescan serve`` listens on (loopback only by default)."""
     port: int = 8000
     """Port ``deepfakescan serve`` listens on."""
-    http_threads: int = 8
-    """Threads of the WSGI server answering HTTP requests (scans run on ``workers``)."""
+    http_threads: int = 16
+    """Threads of the WSGI server answering HTTP requests (scans run on ``workers``). Uploads,
+    which stream their body and may wait for their scan, hold at most three quarters of them
+    (more get 429), so health, status polls and the page always have threads to answer."""
     database_url: str | None = None
     """Where the scan history lives: ``postgresql://...`` for a history shared by many web
     nodes and workers, ``sqlite:///...`` (one host only); unset: SQLite under ``data_dir``."""
@@ -139,6 +142,9 @@ class Settings:
     """Upload bytes per API key (or client address) per hour; over it: 429."""
     max_queued: int = 200
     """Scans waiting in the queue at most; a new upload beyond it gets 429 (try later)."""
+    max_wait_seconds: float = 60.0
+    """The longest a request waits for its scan (``?wait=``, ``POST /predict``) while holding
+    an HTTP thread; after it ``?wait=`` answers 202 with the scan, ``/predict`` 504."""
 
     @property
     def data_path(self) -> Path:

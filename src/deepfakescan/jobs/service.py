@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import threading
 import time
 import unicodedata
@@ -31,10 +30,8 @@ from ..config import Settings
 from ..errors import (
     Busy,
     DeepfakescanError,
-    EmptyInput,
     ScanCancelled,
     StoreUnavailable,
-    TooLarge,
     without_paths,
 )
 from ..report import Report
@@ -42,6 +39,7 @@ from .executor import Executor, ExecutorFactory
 from .executor import executor_factory as default_executor_factory
 from .running import RunningScan
 from .store import ACTIVE, ScanRecord, open_store
+from .upload import UploadFile
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +128,8 @@ class ScanService:
         self._events: dict[str, threading.Event] = {}
         self._events_lock = threading.Lock()
         self._stop = threading.Event()
+        self._waking = threading.Event()
+        """Set when the process is stopping: requests waiting for scans answer at once."""
         self._sweeper: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -256,21 +256,43 @@ class ScanService:
         kind: str | None = None,
         owner: str | None = None,
     ) -> ScanRecord:
-        """Store, validate and queue one upload; raise its ``DeepfakescanError`` if refused.
+        """Store, validate and queue one upload read from ``stream``; raise its
+        ``DeepfakescanError`` if refused (the file is removed then).
 
         ``owner`` is the id of the API key uploading it (None without keys). A full queue
         (``max_queued`` scans waiting) refuses the upload with ``Busy`` before it is read.
         """
         pipeline.check_kind(kind)  # before the upload is saved
+        with self.new_upload(client_name) as upload:
+            while chunk := stream.read(CHUNK):
+                upload.write(chunk)
+            upload.finish()
+            return self.submit_file(upload, kind=kind, owner=owner)
+
+    def new_upload(self, client_name: str | None) -> UploadFile:
+        """A new upload file for the web layer to stream a body into (``submit_file`` then).
+
+        Refuses with ``Busy`` when the queue is full, before a byte is written.
+        """
         self._check_queue()
-        name = display_name(client_name)
-        path = self._save(stream, name)
+        return UploadFile(self.upload_dir, display_name(client_name), self.settings.max_bytes)
+
+    def submit_file(
+        self, upload: UploadFile, *, kind: str | None = None, owner: str | None = None
+    ) -> ScanRecord:
+        """Validate and queue a finished upload; raise its ``DeepfakescanError`` if refused.
+
+        Call it inside ``with upload:`` so that a refusal removes the file; once queued, the
+        file belongs to the scan (deleted when the scan ends).
+        """
+        pipeline.check_kind(kind)
+        path, name = upload.finish(), upload.name
+        media_type = self._check(path, kind, name)
+        scan_id = uuid.uuid4().hex
+        if not self.distributed:  # before the scan exists, so no finish is missed
+            with self._events_lock:
+                self._events[scan_id] = threading.Event()
         try:
-            media_type = self._check(path, kind, name)
-            scan_id = uuid.uuid4().hex
-            if not self.distributed:  # before the scan exists, so no finish is missed
-                with self._events_lock:
-                    self._events[scan_id] = threading.Event()
             record = self.store.create(
                 scan_id,
                 source_name=name,
@@ -280,7 +302,8 @@ class ScanService:
                 owner=owner,
             )
         except BaseException:
-            path.unlink(missing_ok=True)
+            with self._events_lock:
+                self._events.pop(scan_id, None)
             raise
         self._submit(scan_id)
         return record
@@ -304,11 +327,13 @@ class ScanService:
             raise
 
     def wait(self, scan_id: str, timeout_s: float) -> ScanRecord | None:
-        """The scan once it has finished, or as it stands after ``timeout_s`` seconds."""
+        """The scan once it has finished, or as it stands after ``timeout_s`` seconds (or at
+        once when ``stop_waiting`` was called)."""
         with self._events_lock:
             event = self._events.get(scan_id)
         if event is not None:
-            event.wait(timeout_s)
+            if not self._waking.is_set():
+                event.wait(timeout_s)
             return self.store.get(scan_id)
         # run by another process (a Celery worker) or already finished: poll the store
         deadline = time.monotonic() + timeout_s
@@ -316,7 +341,21 @@ class ScanService:
             record = self.store.get(scan_id)
             if record is None or record.finished or time.monotonic() >= deadline:
                 return record
-            time.sleep(0.1)
+            if self._waking.wait(0.1):
+                return record
+
+    def stop_waiting(self) -> None:
+        """Wake every request waiting for a scan, and let none wait from now on.
+
+        Called when the server starts to stop, so that waiting requests answer with their scan
+        as it stands (still queued or running: it is picked up again at the next start) and
+        do not hold the shutdown for their whole wait.
+        """
+        self._waking.set()
+        with self._events_lock:
+            events = list(self._events.values())
+        for event in events:
+            event.set()
 
     def cancel_or_delete(self, scan_id: str) -> tuple[ScanRecord | None, bool]:
         """Cancel a queued/running scan (kept in history as cancelled), delete a finished one.
@@ -488,25 +527,3 @@ class ScanService:
             event = self._events.pop(scan_id, None)
         if event is not None:
             event.set()
-
-    def _save(self, stream: BinaryIO, name: str) -> Path:
-        """Copy the upload to a new private file, refusing it as soon as it is over the limit."""
-        path = self.upload_dir / secrets.token_hex(16)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        size = 0
-        try:
-            with os.fdopen(fd, "wb") as out:
-                while chunk := stream.read(CHUNK):
-                    size += len(chunk)
-                    if size > self.settings.max_bytes:
-                        raise TooLarge(
-                            f"{name}: over the limit of {self.settings.max_bytes} bytes"
-                            " (DEEPFAKESCAN_MAX_BYTES)"
-                        )
-                    out.write(chunk)
-            if size == 0:
-                raise EmptyInput(f"{name}: the file is empty (0 bytes)")
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
-        return path

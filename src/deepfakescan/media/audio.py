@@ -12,7 +12,11 @@ Rules (documented because the scan reports follow them):
   longer, ``AudioStream.truncated`` is set and a warning says so.
 - A damaged packet in the middle (e.g. a corrupt MP3 frame) is skipped; decoding goes on and a
   warning counts the skipped packets. A file that ends before the duration its header
-  declares is analysed as far as it goes, with a warning.
+  declares is analysed as far as it goes, with a warning ("the file is truncated: N s of the
+  M s its header declares were analysed"). A WAV's ``data`` chunk declares its length in bytes,
+  exactly, and libsndfile sizes a cut WAV from the bytes present, so the RIFF header is read
+  here (``wav_declared_seconds``); other formats rely on the duration their container
+  declares, which may be an estimate, so only a shortfall over 10 % is reported there.
 - A file from which no sample at all can be decoded is ``CorruptMedia`` (422), with the
   decoder's message. A well-formed file holding zero samples (a 0-second WAV) is also
   ``CorruptMedia``, with the message "contains no audio samples": there is nothing to judge,
@@ -22,8 +26,10 @@ Rules (documented because the scan reports follow them):
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import av
 import numpy as np
@@ -44,6 +50,10 @@ TRUNCATION_TOLERANCE = 0.9
 TRUNCATION_SLACK = SAMPLE_RATE // 100
 """Samples (10 ms) past ``max_seconds`` that do not count as "the file was longer"."""
 SOUNDFILE_FORMATS = frozenset({"wav", "flac"})
+RIFF_CHUNKS = 64
+"""RIFF chunks walked at most looking for a WAV's ``fmt `` and ``data`` chunks."""
+RIFF_UNKNOWN_SIZES = frozenset({0, 0xFFFFFFFF})
+"""``data`` sizes that mean "not known" (a WAV written to a pipe, RF64's placeholder)."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,8 @@ class AudioInfo:
     channels: int
     duration_s: float | None
     codec: str
+    duration_exact: bool = False
+    """``duration_s`` is exact (a WAV's byte count), not a container's estimate."""
 
 
 @dataclass
@@ -88,6 +100,50 @@ def _sf_info(source: MediaSource):
         return None
 
 
+def wav_declared_seconds(source: MediaSource) -> float | None:
+    """Seconds a RIFF/WAVE file's ``data`` chunk declares, or ``None`` when unknown."""
+    with source.open() as f:
+        found = riff_data_chunk(f)
+    if found is None:
+        return None
+    byte_rate, declared, _ = found
+    return declared / byte_rate
+
+
+def riff_data_chunk(f: BinaryIO) -> tuple[int, int, int] | None:
+    """``(byte_rate, declared data bytes, data offset)`` of a RIFF/WAVE file, read by walking
+    its chunks from the start; ``None`` for RF64, an unknown size or a header we cannot walk."""
+    f.seek(0)
+    head = f.read(12)
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos, byte_rate = 12, 0
+    for _ in range(RIFF_CHUNKS):
+        f.seek(pos)
+        header = f.read(8)
+        if len(header) < 8:
+            return None
+        chunk_id, size = header[:4], struct.unpack("<I", header[4:])[0]
+        if chunk_id == b"fmt ":
+            fmt = f.read(16)
+            byte_rate = struct.unpack("<I", fmt[8:12])[0] if len(fmt) == 16 else 0
+        elif chunk_id == b"data":
+            ok = byte_rate > 0 and size not in RIFF_UNKNOWN_SIZES
+            return (byte_rate, size, pos + 8) if ok else None
+        pos += 8 + size + (size & 1)  # chunks are padded to an even length
+    return None
+
+
+def _short_of_header(info: AudioInfo, emitted: int) -> bool:
+    """True when fewer samples came out than the header declares (beyond its precision)."""
+    if not info.duration_s:
+        return False
+    declared = info.duration_s * SAMPLE_RATE
+    if info.duration_exact:
+        return emitted < declared - TRUNCATION_SLACK
+    return emitted < TRUNCATION_TOLERANCE * declared
+
+
 def _best_audio(container: av.container.InputContainer, source: MediaSource):
     """The first decodable audio stream (a video's main audio track is listed first)."""
     streams = [s for s in container.streams.audio if decodable(s)]
@@ -105,7 +161,13 @@ def probe_audio(source: MediaSource, *, sniffed: Sniffed | None = None) -> Audio
     info = _sf_info(source) if sniffed.format in SOUNDFILE_FORMATS else None
     if info is not None:
         duration = info.frames / info.samplerate if info.samplerate else None
-        return AudioInfo(sniffed.format, info.samplerate, info.channels, duration, info.subtype)
+        declared = wav_declared_seconds(source) if sniffed.format == "wav" else None
+        if declared is not None and duration is not None and declared > duration:
+            duration = declared  # the data chunk is cut short: say what the header declares
+        exact = declared is not None
+        return AudioInfo(
+            sniffed.format, info.samplerate, info.channels, duration, info.subtype, exact
+        )
     with open_av(source, sniffed.format) as container:
         stream = _best_audio(container, source)
         ctx = stream.codec_context
@@ -184,13 +246,10 @@ class AudioStream:
                 f"only the first {self.max_seconds:g} s of audio were analysed"
                 " (DEEPFAKESCAN_MAX_AUDIO_SECONDS)"
             )
-        elif (
-            self.info.duration_s
-            and emitted < TRUNCATION_TOLERANCE * self.info.duration_s * SAMPLE_RATE
-        ):
+        elif _short_of_header(self.info, emitted):
             self.warnings.append(
-                f"the audio ends after {emitted / SAMPLE_RATE:.2f} s although its header declares"
-                f" {self.info.duration_s:.2f} s: the file looks truncated"
+                f"the file is truncated: {emitted / SAMPLE_RATE:.2f} s of the"
+                f" {self.info.duration_s:.2f} s its header declares were analysed"
             )
 
     def _resampled(self) -> Iterator[np.ndarray]:

@@ -216,6 +216,24 @@ def _id3_size(head: bytes) -> int:
     return _ID3_HEADER + size + footer
 
 
+def unsupported(name: str) -> UnsupportedMedia:
+    """The one refusal for content we do not decode (415), naming the client's file."""
+    return UnsupportedMedia(
+        f"{name}: not a format we can analyse (the contents were checked, not the"
+        f" file name); we accept {ACCEPTED}"
+    )
+
+
+def refuse_unknown_head(head: bytes, name: str) -> None:
+    """Raise ``UnsupportedMedia`` when the first bytes already rule the content out.
+
+    The same decision :func:`sniff` takes on the same bytes (``MediaSource.head()``), so an
+    upload can be refused while it arrives, after a few KiB, rather than after the whole body.
+    """
+    if sniff_bytes(head) is None:
+        raise unsupported(name)
+
+
 def sniff(source: MediaSource) -> Sniffed:
     """Kind and format of ``source``, decided from its bytes.
 
@@ -238,10 +256,7 @@ def sniff(source: MediaSource) -> Sniffed:
         if after_found is not None and after_found[0] == "audio":
             found = after_found
     if found is None:
-        raise UnsupportedMedia(
-            f"{source.name}: not a format we can analyse (the contents were checked, not the"
-            f" file name); we accept {ACCEPTED}"
-        )
+        raise unsupported(source.name)
     kind, fmt = found
     if fmt in CONTAINER_FORMATS:
         kind = _kind_from_streams(source, fmt)

@@ -284,8 +284,8 @@ class FrameSampler:
             return last  # the stream ends a hair before the target
         declared = self.info.duration_s or 0.0
         self.warnings.append(
-            f"the video stream ends near {max(cursor.position, 0.0):.2f} s although its header"
-            f" declares {declared:.2f} s; {got} of {self.n} frames were sampled"
+            f"the file is truncated: the video stream ends near {max(cursor.position, 0.0):.2f} s"
+            f" of the {declared:.2f} s its header declares; {got} of {self.n} frames were sampled"
         )
         return None
 

@@ -29,7 +29,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from ..jobs import KeyRing, ScanService
     from . import access, api, ui
     from .errors import register_error_handlers
-    from .limits import check_limits, init_limits
+    from .limits import check_limits, init_lanes, init_limits
 
     app = Flask(__name__)
     test_config = dict(test_config or {})
@@ -53,6 +53,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     # before the limiter: its key is the caller that access identifies, and its headers are
     # added before access's after-request hook sees the response
     access.init_app(app, settings, KeyRing(service.store))
+    init_lanes(app, settings)  # after access: a caller refused there takes no lane
     register_error_handlers(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(api.legacy)

@@ -18,12 +18,12 @@ from ..jobs import ScanService
 from ..jobs.store import ScanRecord
 from .access import caller
 from .errors import error_response
+from .intake import receive
 from .openapi import MAX_WAIT_S, build_openapi
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 legacy = Blueprint("legacy", __name__)
 
-PREDICT_TIMEOUT_S = 600.0
 PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 
@@ -86,14 +86,13 @@ def _query_number(name: str, default: float, low: float, high: float, *, integer
 
 
 def _upload(kind_field: str) -> ScanRecord:
-    upload = request.files.get("file")
-    if upload is None or not upload.filename:
-        raise BadInput("no file: send the media as the multipart/form-data field 'file'")
-    kind = (request.form.get(kind_field) or "").strip().lower() or None
+    """Stream the request's file into its upload file and queue it (``intake.py``)."""
     owner = caller().key_id
-    return get_service().submit_upload(
-        upload.stream, client_name=upload.filename, kind=kind, owner=owner
-    )
+    service = get_service()
+    upload, fields = receive(service)
+    with upload:  # a refusal below removes the file
+        kind = (fields.get(kind_field) or "").strip().lower() or None
+        return service.submit_file(upload, kind=kind, owner=owner)
 
 
 def _failed(record: ScanRecord):
@@ -107,6 +106,7 @@ def _failed(record: ScanRecord):
 @bp.post("/scans")
 def create_scan():
     wait = _query_number("wait", 0.0, 0.0, MAX_WAIT_S, integer=False)
+    wait = min(wait, get_service().settings.max_wait_seconds)  # a thread is held meanwhile
     record = _upload("kind")
     location = url_for("api.get_scan", scan_id=record.id)
     if wait > 0:
@@ -230,14 +230,18 @@ def docs():
 def predict():
     """The prototype's contract: Real or Fake, with the probability of that label."""
     record = _upload("fileType")
-    record = get_service().wait(record.id, PREDICT_TIMEOUT_S) or record
+    timeout_s = get_service().settings.max_wait_seconds
+    record = get_service().wait(record.id, timeout_s) or record
     if record.status == "failed":
         return _failed(record)
     if record.status == "cancelled":
         return error_response(409, "cancelled", "the scan was cancelled")
     if not record.finished or record.report is None:
         return error_response(
-            504, "timeout", f"the scan did not finish within {PREDICT_TIMEOUT_S:g} s"
+            504,
+            "timeout",
+            f"the scan did not finish within {timeout_s:g} s (DEEPFAKESCAN_MAX_WAIT_SECONDS);"
+            f" it goes on: GET {url_for('api.get_scan', scan_id=record.id)}",
         )
     report = record.report
     if (report.get("provenance") or {}).get("decided"):

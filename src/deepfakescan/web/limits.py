@@ -7,17 +7,56 @@ declared bytes per hour (``DEEPFAKESCAN_UPLOAD_BYTES_PER_HOUR``). Over either: 4
 ``Retry-After`` and the usual JSON error. The queue cap is the scan service's (``Busy``).
 
 A limiter is made per app (not at import), so each app, and each test, counts on its own.
+
+Upload lanes: an upload holds its HTTP thread while its body streams in and while it waits
+for its scan (``?wait=``, ``/predict``), so uploads at once are capped below the server's
+threads (``upload_lanes``); one more gets 429 at once, before its body is read, and health,
+status polls and the page keep the reserved threads whatever the uploads do.
 """
 
 from __future__ import annotations
 
+import threading
+
 from flask import Flask, g, request
 
 from ..config import Settings
+from ..errors import Busy
 
 UPLOAD_ENDPOINTS = ("api.create_scan", "legacy.predict")
 STORAGE_TIMEOUT_S = 2.0
 """A rate-limit store that does not answer in this time is skipped, not waited for."""
+LANE_RETRY_AFTER_S = 10
+"""What an upload refused for want of a free lane is told to wait."""
+
+
+def upload_lanes(http_threads: int) -> int:
+    """Uploads served at once: every HTTP thread but a reserve of a quarter (at least 2)."""
+    return max(1, http_threads - max(2, http_threads // 4))
+
+
+def init_lanes(app: Flask, settings: Settings) -> None:
+    """Give each upload request a lane for its whole life, or refuse it with 429."""
+    lanes = upload_lanes(settings.http_threads)
+    free = threading.BoundedSemaphore(lanes)
+
+    def take_lane() -> None:
+        if request.endpoint not in UPLOAD_ENDPOINTS:
+            return
+        if not free.acquire(blocking=False):
+            raise Busy(
+                f"{lanes} uploads are being received or waited on, the most this server takes"
+                " at once (DEEPFAKESCAN_HTTP_THREADS): try again shortly",
+                retry_after_s=LANE_RETRY_AFTER_S,
+            )
+        g.upload_lane = True
+
+    def give_lane(_exc: BaseException | None) -> None:
+        if g.pop("upload_lane", False):
+            free.release()
+
+    app.before_request(take_lane)
+    app.teardown_request(give_lane)
 
 
 def rate_key() -> str:

@@ -49,13 +49,15 @@ _ERROR_TEXT = {
     " (DEEPFAKESCAN_MAX_PIXELS).",
     415: "Not an image, audio or video format we decode (judged by content, not by name).",
     422: "The format was recognised but the file is damaged, or there was nothing to judge.",
-    429: "Over the upload rate or volume of this key (or client address), or the scan queue is"
-    " full (DEEPFAKESCAN_UPLOAD_RATE, DEEPFAKESCAN_UPLOAD_BYTES_PER_HOUR,"
-    " DEEPFAKESCAN_MAX_QUEUED): try again after the Retry-After header's seconds.",
+    429: "Over the upload rate or volume of this key (or client address), the scan queue is"
+    " full, or the server is receiving or waiting on as many uploads as it takes at once"
+    " (DEEPFAKESCAN_UPLOAD_RATE, DEEPFAKESCAN_UPLOAD_BYTES_PER_HOUR, DEEPFAKESCAN_MAX_QUEUED,"
+    " DEEPFAKESCAN_HTTP_THREADS): try again after the Retry-After header's seconds.",
     500: "Unexpected server error (no details are given; the server log has them).",
     503: "No model installed for this kind of media (model_missing), or the scan history's"
     " database cannot be reached (store_unavailable): try again later.",
-    504: "The scan did not finish in time (POST /predict only).",
+    504: "The scan did not finish within DEEPFAKESCAN_MAX_WAIT_SECONDS (POST /predict only);"
+    " it goes on, and the message names its URL.",
 }
 
 _SUMMARY_PROPS: dict[str, Any] = {
@@ -293,8 +295,9 @@ PATHS: dict[str, Any] = {
             "summary": "Upload a file and queue its scan",
             "description": "Validates the upload (size, type sniffed from the content, image"
             " pixels) and queues the scan. Answers 202 with the scan; with ?wait=SECONDS"
-            f" (at most {MAX_WAIT_S}) answers 200 with the report if it finishes in time, or"
-            " the scan's error status if it fails.",
+            f" (at most {MAX_WAIT_S}; the server waits no longer than its"
+            " DEEPFAKESCAN_MAX_WAIT_SECONDS, 60 by default) answers 200 with the report if it"
+            " finishes in time, or the scan's error status if it fails.",
             "parameters": [
                 {
                     "name": "wait",
@@ -407,7 +410,8 @@ PATHS: dict[str, Any] = {
         "post": {
             "operationId": "predict",
             "summary": "Drop-in for the original prototype: Real or Fake, synchronously",
-            "description": "Scans the upload and waits for it. prediction is Fake when the"
+            "description": "Scans the upload and waits for it (at most"
+            " DEEPFAKESCAN_MAX_WAIT_SECONDS, then 504). prediction is Fake when the"
             " calibrated fake probability is at or above the model's threshold; confidence is"
             " the probability of that label; verdict adds the uncertain band. A file whose own"
             " provenance declares AI generation is Fake with decided_by provenance and no"

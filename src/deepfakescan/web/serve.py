@@ -6,8 +6,9 @@ needs nothing else running. Scaled out (``DEEPFAKESCAN_BROKER_URL``, usually wit
 ``DEEPFAKESCAN_DATABASE_URL``): this process only answers HTTP and queues scans for
 ``deepfakescan worker`` processes; it refuses to start (exit 2, with the reason) while the
 broker or the database it is configured with cannot be reached, rather than serving errors.
-Waitress is a production WSGI server (pure Python, no compiler, Windows too); the Flask debug
-server is never used.
+The WSGI server is gunicorn with one gthread worker process (``gunicorn_server.py``: it
+streams request bodies to the app), or waitress on Windows, where gunicorn does not run; the
+Flask debug server is never used.
 
 Access: with API keys on (``deepfakescan keys create``, or ``DEEPFAKESCAN_REQUIRE_KEYS``) the
 page's sign-in needs ``DEEPFAKESCAN_SECRET_KEY``, so serve refuses to start without it; without
@@ -19,9 +20,12 @@ authenticates).
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import signal
+import sys
 import threading
+from collections.abc import Callable
 
 from ..config import Settings
 from ..errors import BadInput, StoreUnavailable
@@ -43,7 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", help="address to listen on (DEEPFAKESCAN_HOST, default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (DEEPFAKESCAN_PORT, default 8000)")
     p.add_argument(
-        "--threads", type=int, help="HTTP threads (DEEPFAKESCAN_HTTP_THREADS, default 8)"
+        "--threads", type=int, help="HTTP threads (DEEPFAKESCAN_HTTP_THREADS, default 16)"
     )
     p.add_argument(
         "--workers", type=int, help="scans run at once (DEEPFAKESCAN_WORKERS, default 2)"
@@ -80,18 +84,51 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def serve(settings: Settings, *, insecure_no_auth: bool = False) -> None:
     """Run until Ctrl+C or SIGTERM, then let running scans reach a stage boundary and stop."""
-    from waitress import create_server
-
-    from ..jobs.celery_app import redacted
-    from ..jobs.service import warm_models
-    from . import create_app
-    from .access import is_loopback
+    from .limits import check_limits
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    check_limits(settings)  # here, not in the worker process: a bad rate stops serve (exit 2)
     check_parts(settings)
     keys_on = check_access(settings, insecure_no_auth=insecure_no_auth)
+    announce = functools.partial(print_banner, settings, keys_on)
+    if sys.platform == "win32":  # gunicorn needs fork(): waitress, which buffers bodies
+        run_waitress(settings, announce)
+    else:
+        from .gunicorn_server import run_gunicorn
+
+        run_gunicorn(settings, announce)
+
+
+def print_banner(settings: Settings, keys_on: bool, port: int) -> None:
+    """The one line a person starting the server reads: where to open it, and how it runs."""
+    from .access import is_loopback
+
+    if settings.broker_url:
+        from ..jobs.celery_app import redacted
+
+        where = f"scans go to the workers on {redacted(settings.broker_url)}"
+    else:
+        where = f"history in {settings.data_path}"
+    where += "; API keys required" if keys_on else "; no API keys: open to anyone who reaches it"
+    if not is_loopback(settings.host):
+        where += f"; answers to host names {settings.allowed_hosts} (DEEPFAKESCAN_ALLOWED_HOSTS)"
+    shown = "localhost" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    print(
+        f"deepfakescan is running: open http://{shown}:{port}/ in a browser"
+        f" ({where}; Ctrl+C to stop)",
+        flush=True,
+    )
+
+
+def run_waitress(settings: Settings, announce: Callable[[int], None]) -> None:
+    """The same app on waitress, in this process (Windows, where gunicorn does not run)."""
+    from waitress import create_server
+
+    from ..jobs.service import warm_models
+    from . import create_app
+
     app = create_app({"SETTINGS": settings})
     service = app.extensions["deepfakescan"]
     server = create_server(
@@ -103,20 +140,9 @@ def serve(settings: Settings, *, insecure_no_auth: bool = False) -> None:
         max_request_body_size=settings.max_bytes + 64 * MiB,
         ident="deepfakescan",
     )
-    if service.distributed:
-        where = f"scans go to the workers on {redacted(settings.broker_url)}"
-    else:  # scans run here: load the models now, not at the first upload
+    if not service.distributed:  # scans run here: load the models now, not at the first upload
         threading.Thread(target=warm_models, args=(settings,), daemon=True).start()
-        where = f"history in {settings.data_path}"
-    where += "; API keys required" if keys_on else "; no API keys: open to anyone who reaches it"
-    if not is_loopback(settings.host):
-        where += f"; answers to host names {settings.allowed_hosts} (DEEPFAKESCAN_ALLOWED_HOSTS)"
-    shown = "localhost" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    print(
-        f"deepfakescan is running: open http://{shown}:{server.effective_port}/ in a browser"
-        f" ({where}; Ctrl+C to stop)",
-        flush=True,
-    )
+    announce(server.effective_port)
 
     def stop(signum, frame):
         raise KeyboardInterrupt
@@ -129,6 +155,7 @@ def serve(settings: Settings, *, insecure_no_auth: bool = False) -> None:
     finally:
         log.info("stopping: running scans finish their current stage")
         signal.signal(signal.SIGTERM, previous)
+        service.stop_waiting()
         server.close()
         service.close()
 
