@@ -7,7 +7,11 @@ mark (``VmHWM``, ``common.PEAK_RSS_MB``). The bars (issue #23): <= 500 MB for an
 the limits, <= 600 MB for any video. Inputs are made here, under a temporary directory:
 
     png-8k      7999 x 7999 RGB PNG of one colour (~0.2 MB on disk, 64 MP decoded: bomb-like)
+    png-rgba-8k 7999 x 7999 RGBA PNG of one colour (64 MP; alpha is composited on white)
+    webp-4k     4000 x 4000 noisy WebP (16 MP: WebP's limit is a quarter of the pixel limit)
     jpeg-8k     7999 x 7999 noisy JPEG (64 MP)
+    jpeg-50mp   8160 x 6120 noisy JPEG (50 MP, a large phone photo; analysed at 12.5 MP)
+    jpeg-24mp   6000 x 4000 noisy JPEG (24 MP: the largest analysed at native pixels)
     jpeg-4k     4000 x 3000 noisy JPEG (12 MP, a phone photo)
     video-1080  1920 x 1080 H.264, 10 s
     video-4k    3840 x 2160 H.264, 4 s
@@ -45,7 +49,7 @@ print(loaded, {PEAK_RSS_MB}, time.perf_counter() - t0, report.verdict)
 """
 
 
-def _image(path: Path, size: tuple[int, int], fmt: str, noisy: bool) -> None:
+def _image(path: Path, size: tuple[int, int], fmt: str, noisy: bool, mode: str = "RGB") -> None:
     import numpy as np
     from PIL import Image
 
@@ -55,7 +59,7 @@ def _image(path: Path, size: tuple[int, int], fmt: str, noisy: bool) -> None:
         tile = np.concatenate(rows * (size[1] // 256 + 1))[: size[1]]
         img = Image.fromarray(tile)
     else:
-        img = Image.new("RGB", size, (120, 90, 60))
+        img = Image.new(mode, size, (120, 90, 60, 200)[: len(mode)])
     img.save(path, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
 
 
@@ -68,7 +72,11 @@ def _video(path: Path, size: tuple[int, int], seconds: float) -> None:
 
 INPUTS: dict[str, tuple[str, Callable[[Path], None]]] = {
     "png-8k": ("png", lambda p: _image(p, (7999, 7999), "PNG", False)),
+    "png-rgba-8k": ("png", lambda p: _image(p, (7999, 7999), "PNG", False, "RGBA")),
+    "webp-4k": ("webp", lambda p: _image(p, (4000, 4000), "WEBP", True)),
     "jpeg-8k": ("jpg", lambda p: _image(p, (7999, 7999), "JPEG", True)),
+    "jpeg-50mp": ("jpg", lambda p: _image(p, (8160, 6120), "JPEG", True)),
+    "jpeg-24mp": ("jpg", lambda p: _image(p, (6000, 4000), "JPEG", True)),
     "jpeg-4k": ("jpg", lambda p: _image(p, (4000, 3000), "JPEG", True)),
     "video-1080": ("mp4", lambda p: _video(p, (1920, 1080), 10.0)),
     "video-4k": ("mp4", lambda p: _video(p, (3840, 2160), 4.0)),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import astuple, replace
+
 import numpy as np
 import pytest
 
@@ -54,6 +56,33 @@ def test_heatmap_artifact_is_a_picture_of_the_whole_image(settings_with_brightne
     face_red = pixels[90:160, 190:250, 0] - pixels[90:160, 190:250, 2]
     corner_red = pixels[300:400, 0:60, 0] - pixels[300:400, 0:60, 2]
     assert face_red.mean() > corner_red.mean() + 40  # the heat sits on the face
+
+
+def test_face_box_of_an_image_analysed_reduced_is_in_the_files_pixels(settings_with_brightness):
+    full = scan(face_jpeg("bright"), settings=settings_with_brightness)
+    reduced_settings = replace(settings_with_brightness, decode_pixels=512 * 512 // 4)
+    reduced = scan(face_jpeg("bright"), settings=reduced_settings)
+    assert (reduced.media.width, reduced.media.height) == (512, 512)
+    assert "analysed at 256x256" in reduced.warnings[0]
+    [face], [face_full] = reduced.faces, full.faces
+    for got, want in zip(astuple(face.box), astuple(face_full.box), strict=True):
+        assert abs(got - want) <= 8  # same face, found on a picture half the size
+    assert 150 < face.box.x < 210 and 40 < face.box.y < 90 and 60 < face.box.w < 120
+    for (x, y), (x0, y0) in zip(face.landmarks, face_full.landmarks, strict=True):
+        assert abs(x - x0) <= 6 and abs(y - y0) <= 6
+
+
+def test_64_megapixel_jpeg_scans_with_a_warning_and_its_true_size(settings_with_brightness):
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8000, 8000), (200, 200, 200)).save(buf, "JPEG")
+    report = scan(buf.getvalue(), settings=settings_with_brightness)
+    assert (report.media.width, report.media.height) == (8000, 8000)
+    assert report.warnings[0].startswith("The image is 8000x8000 (64 MP)")
+    assert "reduced by 2" in report.warnings[0]
 
 
 def test_path_and_bytes_give_the_same_report(settings_with_brightness, tmp_path):

@@ -18,6 +18,7 @@ MiB = 1024 * 1024
 ENV_VARS = {
     "max_bytes": "DEEPFAKESCAN_MAX_BYTES",
     "max_image_pixels": "DEEPFAKESCAN_MAX_PIXELS",
+    "decode_pixels": "DEEPFAKESCAN_DECODE_PIXELS",
     "max_audio_seconds": "DEEPFAKESCAN_MAX_AUDIO_SECONDS",
     "max_video_seconds": "DEEPFAKESCAN_MAX_VIDEO_SECONDS",
     "video_frames": "DEEPFAKESCAN_VIDEO_FRAMES",
@@ -64,6 +65,10 @@ class Settings:
     """Hard limit on the size of one input, in bytes (413 above it)."""
     max_image_pixels: int = 64_000_000
     """Hard limit on width x height of a still image, read from its header (413 above it)."""
+    decode_pixels: int = 24_000_000
+    """A still image larger than this is analysed at a reduced size (a whole factor on each
+    side; JPEG decodes directly small): memory stays bounded and 48-50 MP photos still scan.
+    The report says so; face boxes stay in the file's pixels."""
     max_audio_seconds: float = 1800.0
     """Only the first N seconds of an audio file (or a video's audio track) are analysed."""
     max_video_seconds: float = 4 * 3600.0

@@ -210,6 +210,7 @@ def _scan_image(
     )
     with stages.stage("detect", 0.3):
         evidence = analyse_image(image, settings, check=stages.check)
+    evidence.warnings[:0] = image.warnings  # a reduced decode, said before the detectors' notes
     return media, evidence
 
 

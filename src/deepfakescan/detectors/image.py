@@ -136,7 +136,7 @@ def _judge_faces(
         if family_model is not None:
             models.append(family_model.ref("manipulation-classifier"))
     report_faces = [
-        _face(image.rgb, face, float(p), band, family_model, maps is not None)
+        _face(image.rgb, face, float(p), band, family_model, maps is not None, image.reduced_by)
         for face, p in zip(faces, probabilities, strict=True)
     ]
     artifacts = []
@@ -164,19 +164,26 @@ def _face(
     band: tuple[float, float],
     family_model: ModelBundle | None,
     has_heatmap: bool,
+    to_file: int = 1,
 ) -> Face:
-    """One face for the report; a face judged fake is given a family when the model is there."""
+    """One face for the report; a face judged fake is given a family when the model is there.
+
+    ``face`` is in the pixels of ``rgb``; the report gives it in the file's pixels, ``to_file``
+    (the decoder's ``reduced_by``) times larger when the picture was decoded reduced.
+    """
     verdict = verdict_for(probability, band)
     family, family_table = None, None
     if verdict == "fake" and family_model is not None:
         family, family_table = face_family(family_model, rgb, face)
-    x, y, w, h = face.box
+    x, y, w, h = (float(v) * to_file for v in face.box)
     return Face(
         box=Box(round(x), round(y), round(w), round(h)),
         fake_probability=probability,
         verdict=verdict,
         detection_confidence=round(float(face.confidence), 4),
-        landmarks=[[round(float(a), 1), round(float(b), 1)] for a, b in face.landmarks],
+        landmarks=[
+            [round(float(a) * to_file, 1), round(float(b) * to_file, 1)] for a, b in face.landmarks
+        ],
         family=family,
         family_probabilities=family_table,
         heatmap=HEATMAP_NAME if has_heatmap else None,

@@ -7,6 +7,13 @@ image is still looked at where it was edited. :func:`sample_crops` is the one pl
 chooses crops; training (``training/synthetic/``) and serving both call it, so the model is
 trained on exactly what it is later shown.
 
+"Native" means the pixels the decoder gives. A still over ``Settings.decode_pixels`` is decoded
+reduced by a whole factor per side to bound memory (``media.image``; the report warns). With
+the defaults (24 MP analysed, 64 MP allowed) that factor is 2 at most (bar strips a few pixels
+high): a 0.5x resize, at the edge of the 0.5-1.5x random resize the model is trained with
+(``training/synthetic/data.py``). A lower ``decode_pixels`` takes large images outside that
+range, where the score is less trustworthy.
+
 A video's sampled frames are scored the same way, with fewer crops each
 (:data:`N_CROPS_PER_FRAME`), and the video's whole-image score is the median over its frames
 (:func:`frames_probability`).
