@@ -15,6 +15,7 @@ the limits, <= 600 MB for any video. Inputs are made here, under a temporary dir
     jpeg-4k     4000 x 3000 noisy JPEG (12 MP, a phone photo)
     video-1080  1920 x 1080 H.264, 10 s
     video-4k    3840 x 2160 H.264, 4 s
+    video-8k    7680 x 4320 H.264, 2 s (33 MP frames: decoded reduced by 2, DECODE_PIXELS)
 
     python benchmarks/bench_memory.py                    # all of them
     python benchmarks/bench_memory.py --only png-8k video-1080
@@ -80,6 +81,7 @@ INPUTS: dict[str, tuple[str, Callable[[Path], None]]] = {
     "jpeg-4k": ("jpg", lambda p: _image(p, (4000, 3000), "JPEG", True)),
     "video-1080": ("mp4", lambda p: _video(p, (1920, 1080), 10.0)),
     "video-4k": ("mp4", lambda p: _video(p, (3840, 2160), 4.0)),
+    "video-8k": ("mp4", lambda p: _video(p, (7680, 4320), 2.0)),
 }
 
 

@@ -139,11 +139,30 @@ def audio_card(**overrides) -> dict:
 
 @pytest.fixture
 def brightness_model_dir(tmp_path, monkeypatch) -> Path:
-    """A model directory holding a tiny ``image`` bundle; DEEPFAKESCAN_MODEL_DIR points at it."""
+    """A model directory holding a tiny ``image`` bundle; DEEPFAKESCAN_MODEL_DIR points at it.
+
+    The shipped whole-image model is hidden: these tests pin the face model's verdicts on
+    stubbed scores, and a real network judging the same grey test pictures would decide some
+    of them (tests of the combined verdict install their own whole-image bundle)."""
+    hide_shipped(tmp_path, monkeypatch, "image-synthetic")
     directory = tmp_path / "models"
     write_bundle(directory, "image", brightness_model(), image_card())
     monkeypatch.setenv("DEEPFAKESCAN_MODEL_DIR", str(directory))
     return directory
+
+
+def hide_shipped(tmp_path: Path, monkeypatch, *names: str) -> Path:
+    """Point the shipped-model folder at a copy (symlinks) without the bundles ``names``."""
+    from deepfakescan.detectors import bundle as bundles
+
+    shipped = tmp_path / "shipped-models"
+    shipped.mkdir(exist_ok=True)
+    for path in bundles.SHIPPED_DIR.iterdir():
+        if path.name.split(".")[0] not in names and not (shipped / path.name).exists():
+            (shipped / path.name).symlink_to(path)
+    monkeypatch.setattr(bundles, "SHIPPED_DIR", shipped)
+    bundles.clear_cache()
+    return shipped
 
 
 @pytest.fixture

@@ -161,3 +161,28 @@ def test_the_audio_track_of_a_video_is_read():
 def test_an_image_is_not_audio():
     with pytest.raises(UnsupportedMedia):
         load_audio(src(F.make_png(8, 8)), SETTINGS)
+
+
+def test_nan_infinite_and_absurd_float_samples_are_read_as_silence_with_a_warning():
+    # a 32-bit float WAV may hold any float; damage (a shifted byte) makes NaN and 1e30 of it
+    samples = np.full(16000, 0.25, np.float32)
+    samples[[10, 20, 30, 40]] = [np.nan, np.inf, -np.inf, 1e30]
+    samples[50] = 1.5  # over full scale but sound: a loud float master, kept
+    wav = F.encode_audio(samples, 16000, "wav", subtype="FLOAT")
+    clip = load_audio(src(wav), SETTINGS)
+    assert np.isfinite(clip.samples).all()
+    assert clip.samples[[10, 20, 30, 40]].tolist() == [0.0] * 4
+    assert clip.samples[50] == 1.5 and clip.samples[60] == 0.25
+    assert clip.warnings == [
+        "4 audio sample(s) were not numbers or far beyond full scale (damaged data) and were"
+        " read as silence"
+    ]
+
+
+def test_damaged_samples_are_counted_when_reading_stops_at_max_seconds():
+    samples = np.full(3 * 16000, 0.25, np.float32)
+    samples[100] = np.nan
+    wav = F.encode_audio(samples, 16000, "wav", subtype="FLOAT")
+    clip = load_audio(src(wav), Settings(max_audio_seconds=1.0))
+    assert clip.truncated and np.isfinite(clip.samples).all()
+    assert any(w.startswith("1 audio sample(s) were not numbers") for w in clip.warnings)

@@ -75,6 +75,42 @@ def test_rotated_video_returns_rotated_dimensions():
     assert frames[0].rgb[-5, 5, 2] > 200 and frames[0].rgb[5, 5, 2] < 60
 
 
+def test_frames_over_the_decode_budget_come_reduced_and_the_file_size_is_kept():
+    data = F.make_video(None, 1.0, 10, (160, 120))
+    sampler = sample_frames(src(data), 3, Settings(decode_pixels=160 * 120 // 4))
+    frames = list(sampler)
+    full = list(sample_frames(src(data), 3, SETTINGS))
+    assert (sampler.info.width, sampler.info.height) == (160, 120)
+    assert [f.rgb.shape for f in frames] == [(60, 80, 3)] * 3
+    assert all(f.to_file == (2.0, 2.0) for f in frames)
+    for small, big in zip(frames, full, strict=True):
+        # the same picture, averaged 2x2: the time bar sits at half its column
+        assert small.time_s == big.time_s
+        averaged = big.rgb.reshape(60, 2, 80, 2, 3).mean(axis=(1, 3))
+        assert np.abs(small.rgb - averaged).mean() < 4
+        assert abs(bar_x(small.rgb) - bar_x(big.rgb) / 2) <= 1
+    [note] = sampler.warnings
+    assert "160x120" in note and "80x60" in note and "reduced by 2" in note
+    assert "DEEPFAKESCAN_DECODE_PIXELS" in note
+
+
+def test_frames_within_the_decode_budget_are_native_and_not_warned_about():
+    data = F.make_video(None, 1.0, 10, (160, 120))
+    sampler = sample_frames(src(data), 2, Settings(decode_pixels=160 * 120))
+    assert [(f.rgb.shape, f.to_file) for f in sampler] == [((120, 160, 3), (1.0, 1.0))] * 2
+    assert sampler.warnings == []
+
+
+def test_a_rotated_frame_reduced_maps_each_axis_back_to_the_displayed_size():
+    # 160x120 turned upright is 120x160; factor 3 gives 54x40 before turning (not exact)
+    data = F.make_video(None, 1.0, 10, (160, 120), rotation=90)
+    sampler = sample_frames(src(data), 1, Settings(decode_pixels=54 * 40))
+    [frame] = list(sampler)
+    assert frame.rgb.shape == (54, 40, 3)
+    assert frame.to_file == pytest.approx((120 / 40, 160 / 54))
+    assert "120x160" in sampler.warnings[0] and "reduced by 3" in sampler.warnings[0]
+
+
 def test_n_is_capped_by_max_video_frames():
     settings = Settings(max_video_frames=3)
     frames = list(sample_frames(src(F.make_video(None, 1.0, 10)), 50, settings))

@@ -25,7 +25,7 @@ from deepfakescan.detectors.synthetic import (
 )
 from deepfakescan.detectors.verdict import combine
 
-from .conftest import face_jpeg, image_card, solid_jpeg, write_bundle
+from .conftest import face_jpeg, hide_shipped, image_card, solid_jpeg, write_bundle
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -318,19 +318,13 @@ def test_whole_image_field_keeps_its_own_verdict_when_the_face_decides(with_whol
 
 
 def test_without_the_whole_image_model_reports_stay_as_they_were(monkeypatch, tmp_path):
-    """The shipped models without an image-synthetic bundle (as shipped today): a faceless
+    """The shipped models without the image-synthetic bundle (as before it shipped): a faceless
     image is uncertain with the face model's reason, and nothing of the whole-image model
     appears."""
     from deepfakescan import scan
 
-    shipped = tmp_path / "shipped"
-    shipped.mkdir()
-    for path in bundles.SHIPPED_DIR.iterdir():
-        if not path.name.startswith(MODEL_NAME + "."):
-            (shipped / path.name).symlink_to(path)
-    monkeypatch.setattr(bundles, "SHIPPED_DIR", shipped)
+    hide_shipped(tmp_path, monkeypatch, MODEL_NAME)
     monkeypatch.delenv("DEEPFAKESCAN_MODEL_DIR", raising=False)
-    bundles.clear_cache()
     report = scan(solid_jpeg(200), settings=Settings.from_env())
     assert report.verdict == "uncertain" and report.fake_probability is None
     assert report.reasons == [
@@ -363,3 +357,24 @@ def test_video_frames_are_judged_by_their_median_and_the_fake_frames_counted(mod
     assert [(f.time_s, f.fake_probability) for f in field.frames] == list(
         zip(times, probabilities, strict=True)
     )
+
+
+def test_shipped_whole_image_model_judges_a_photo_without_a_face(monkeypatch):
+    """Issue 20's promise with the shipped bundle: an image without a face is no longer
+    `uncertain` for lack of a face; the whole-image model judges it and says so."""
+    from deepfakescan import scan
+
+    monkeypatch.delenv("DEEPFAKESCAN_MODEL_DIR", raising=False)
+    bundles.clear_cache()
+    rng = np.random.default_rng(0)
+    photo = np.clip(rng.normal(120, 40, (300, 400, 3)), 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(photo).save(buffer, format="PNG")
+    report = scan(buffer.getvalue(), settings=Settings.from_env())
+    assert MODEL_NAME in [m.name for m in report.models]
+    assert report.whole_image is not None and report.whole_image.crops == N_CROPS
+    # no face: the combined verdict and figure are the whole-image model's own
+    assert report.verdict == report.whole_image.verdict
+    assert report.fake_probability == pytest.approx(report.whole_image.fake_probability)
+    assert any("whole image" in r.lower() for r in report.reasons)
+    assert "whole-image.jpg" in [a.name for a in report.artifacts]

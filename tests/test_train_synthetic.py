@@ -302,3 +302,19 @@ def test_a_leave_out_run_names_its_bundle_and_its_command():
     assert card_command("ae-vae*", config).startswith(
         "deepfakescan train image-synthetic --leave-out ae-vae* --epochs"
     )
+
+
+def test_neighbour_residual_removes_what_is_flat_within_each_2x2_cell():
+    """The NPR input: a picture upsampled 2x by pixel repetition (the crudest learned-upsampling
+    trace) leaves nothing; a camera-like noise picture keeps its detail."""
+    from deepfakescan.training.synthetic.nets import SyntheticNet, neighbour_residual
+
+    torch.manual_seed(0)
+    small = torch.randn(2, 3, 8, 8)
+    upsampled = small.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+    assert torch.count_nonzero(neighbour_residual(upsampled)) == 0
+    noise = torch.randn(2, 3, 16, 16)
+    out = neighbour_residual(noise)
+    assert out.shape == noise.shape and out.abs().mean() > 0.5
+    net = SyntheticNet(pretrained=False, trunk_blocks=2, npr=True).eval()
+    assert net(noise).shape == (2, 1)

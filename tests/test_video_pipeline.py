@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from fractions import Fraction
 
 import av
@@ -469,10 +470,28 @@ def test_8k_frames_are_downscaled_before_detection(natural_voice, monkeypatch):
     monkeypatch.setattr(V, "detect_faces", spy)
     report = deepfakescan.scan(encode([canvas], fps=1), settings=natural_voice)
     assert (report.media.width, report.media.height) == (7680, 4320)
-    assert calls == [((4320, 7680, 3), 640, pytest.approx(21.6))]  # 6 % of 360 px
+    # 33 MP is over DEEPFAKESCAN_DECODE_PIXELS (24 MP): decoded at half size, then detected
+    assert calls == [((2160, 3840, 3), 640, pytest.approx(21.6))]  # 6 % of 360 px
+    assert any("analysed at 3840x2160" in w for w in report.warnings)
     [face] = report.faces
     assert 3000 <= face.box.x < 4800 and face.box.w > 250  # in original 8K pixels
     assert report.verdict == "fake"
+
+
+def test_face_boxes_from_a_reduced_decode_land_on_the_full_size_ones(natural_voice):
+    canvas = np.full((1200, 1600, 3), 60, np.uint8)
+    canvas[250:1050, 500:1300] = astronaut("bright", 800)
+    data = encode([canvas], fps=1)
+    full = deepfakescan.scan(data, settings=natural_voice)
+    halved = deepfakescan.scan(data, settings=replace(natural_voice, decode_pixels=800 * 600))
+    assert not any("DECODE_PIXELS" in w for w in full.warnings)
+    assert any("analysed at 800x600" in w for w in halved.warnings)
+    assert (halved.media.width, halved.media.height) == (1600, 1200)
+    [a], [b] = full.faces, halved.faces
+    assert a.box.x >= 500 and a.box.x + a.box.w <= 1300 and a.box.w > 100  # in file pixels
+    box_a, box_b = (a.box.x, a.box.y, a.box.w, a.box.h), (b.box.x, b.box.y, b.box.w, b.box.h)
+    assert np.abs(np.subtract(box_a, box_b)).max() <= 4  # 2 px measured
+    assert np.abs(np.subtract(a.landmarks, b.landmarks)).max() <= 4
 
 
 def test_two_hour_file_is_sampled_not_refused(natural_voice):

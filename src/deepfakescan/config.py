@@ -66,9 +66,10 @@ class Settings:
     max_image_pixels: int = 64_000_000
     """Hard limit on width x height of a still image, read from its header (413 above it)."""
     decode_pixels: int = 24_000_000
-    """A still image larger than this is analysed at a reduced size (a whole factor on each
-    side; JPEG decodes directly small): memory stays bounded and 48-50 MP photos still scan.
-    The report says so; face boxes stay in the file's pixels."""
+    """A still image or video frame larger than this is analysed at a reduced size (a whole
+    factor on each side; JPEG and video frames decode directly small): memory stays bounded
+    and 48-50 MP photos and 8K video still scan. The report says so; face boxes stay in the
+    file's pixels."""
     max_audio_seconds: float = 1800.0
     """Only the first N seconds of an audio file (or a video's audio track) are analysed."""
     max_video_seconds: float = 4 * 3600.0

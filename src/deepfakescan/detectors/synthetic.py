@@ -14,7 +14,8 @@ high): a 0.5x resize, at the edge of the 0.5-1.5x random resize the model is tra
 (``training/synthetic/data.py``). A lower ``decode_pixels`` takes large images outside that
 range, where the score is less trustworthy.
 
-A video's sampled frames are scored the same way, with fewer crops each
+A video's sampled frames (over ``decode_pixels`` decoded reduced too, ``media.video``: 8K by 2,
+frames beyond 96 MP by more) are scored the same way, with fewer crops each
 (:data:`N_CROPS_PER_FRAME`), and the video's whole-image score is the median over its frames
 (:func:`frames_probability`).
 """

@@ -4,11 +4,13 @@ audio score; both fused into one verdict with a per-second timeline.
 Flow, streaming (one decoded frame in memory at a time, whatever the video's length or size):
 
 1. ``sample_frames`` picks ``Settings.video_frames`` frames evenly in time (see
-   ``media/video.py`` for the rule and how damage and lying headers are handled).
+   ``media/video.py`` for the rule and how damage and lying headers are handled); a frame
+   over ``Settings.decode_pixels`` (8K) comes decoded reduced, and the faces found in it are
+   reported in the file's pixels (``Frame.to_file``).
 2. Each frame is downscaled to ``Settings.video_detection_max_side`` for MTCNN, searching faces
    of at least ``Settings.video_min_face`` of the shorter side (never under 20 px): an 8K
    frame costs what a 640 px one does, a fraction of what a 1280 px photo costs.
-3. The :data:`MAX_FACES` largest faces of the frame are aligned from the full-resolution frame
+3. The :data:`MAX_FACES` largest faces of the frame are aligned from the frame as decoded
    and scored by the ``image`` bundle, as a photo's faces are (``detectors/image.py``); faces
    judged fake are also given a manipulation family when the ``image-family`` bundle is
    installed. Only the :data:`N_THUMBNAILS` most suspicious frames are kept, downscaled.
@@ -49,7 +51,7 @@ from ..errors import CorruptMedia, ModelMissing, UnsupportedMedia
 from ..faces import DetectedFace, detect_faces, relative_min_face
 from ..media.audio import AudioStream
 from ..media.source import MediaSource
-from ..media.video import VideoInfo, probe_video, sample_frames
+from ..media.video import Frame, VideoInfo, probe_video, sample_frames
 from ..report import (
     Artifact,
     Box,
@@ -106,6 +108,9 @@ class _FaceSeen:
     family: str | None = None
     family_table: dict[str, float] | None = None
     track: int = -1
+    to_file: tuple[float, float] = (1.0, 1.0)
+    """File pixels per frame pixel along x and y (``Frame.to_file``): ``face`` is in the
+    frame's pixels, the report gives it in the file's."""
 
 
 @dataclass(order=True)
@@ -273,7 +278,7 @@ def _scan_frames(
                 found = _frame_faces(frame.rgb, settings)
             if found:
                 with stage("model", fraction):
-                    _score_frame(scan, frame.rgb, found, detector, settings)
+                    _score_frame(scan, frame, found, detector, settings)
             if whole_model is not None:
                 with stage("whole-image", fraction):
                     pos = len(scan.times) - 1
@@ -300,17 +305,17 @@ def _frame_faces(rgb: np.ndarray, settings: Settings) -> list[DetectedFace]:
 
 def _score_frame(
     scan: _FrameScan,
-    rgb: np.ndarray,
+    frame: Frame,
     found: list[DetectedFace],
     detector: ModelBundle,
     settings: Settings,
 ) -> None:
     """Score the latest frame's faces (a family for the fake ones), offer it as a thumbnail."""
-    pos, time_s = len(scan.times) - 1, scan.times[-1]
+    pos, time_s, rgb = len(scan.times) - 1, scan.times[-1], frame.rgb
     aligned, probabilities, maps = score_faces(detector, rgb, found)
     first = len(scan.seen)
     for face, p in zip(found, probabilities, strict=True):
-        record = _FaceSeen(pos, time_s, face, float(p))
+        record = _FaceSeen(pos, time_s, face, float(p), to_file=frame.to_file)
         if verdict_for(record.probability, detector.uncertain_band) == "fake":
             family_model = scan.family_model(settings)
             if family_model is not None:
@@ -693,15 +698,17 @@ def _faces_and_thumbnails(
         artifacts.append((Artifact(name, "thumbnail", "image/jpeg", description), picture))
     faces = []
     for i, record in enumerate(seen):
+        sx, sy = record.to_file
         x, y, w, h = record.face.box
         faces.append(
             Face(
-                box=Box(round(x), round(y), round(w), round(h)),
+                box=Box(round(x * sx), round(y * sy), round(w * sx), round(h * sy)),
                 fake_probability=record.probability,
                 verdict=verdict_for(record.probability, band),
                 detection_confidence=round(float(record.face.confidence), 4),
                 landmarks=[
-                    [round(float(a), 1), round(float(b), 1)] for a, b in record.face.landmarks
+                    [round(float(a) * sx, 1), round(float(b) * sy, 1)]
+                    for a, b in record.face.landmarks
                 ],
                 family=record.family,
                 family_probabilities=record.family_table,

@@ -22,6 +22,10 @@ Rules (documented because the scan reports follow them):
   ``CorruptMedia``, with the message "contains no audio samples": there is nothing to judge,
   and 400 (``EmptyInput``) is reserved for a zero-byte upload.
 - No ``av`` or soundfile exception escapes: all are wrapped once, with the library's message.
+- Samples are numbers within reach of full scale: a float WAV (or a damaged compressed frame)
+  can hold NaN, infinities or 1e30, which would pass through the resampler and the features
+  into the score (NaN is not JSON) or overflow the power spectrum. Such samples (not finite,
+  or beyond :data:`MAX_SAMPLE`) are damage: read as silence, and a warning counts them.
 """
 
 from __future__ import annotations
@@ -54,6 +58,9 @@ RIFF_CHUNKS = 64
 """RIFF chunks walked at most looking for a WAV's ``fmt `` and ``data`` chunks."""
 RIFF_UNKNOWN_SIZES = frozenset({0, 0xFFFFFFFF})
 """``data`` sizes that mean "not known" (a WAV written to a pipe, RF64's placeholder)."""
+MAX_SAMPLE = 16.0
+"""Largest sample magnitude taken as sound (24 dB over full scale, far past any decoder's
+overshoot of a loud master); beyond it, or not finite, a sample is damage."""
 
 
 @dataclass(frozen=True)
@@ -279,10 +286,21 @@ class AudioStream:
         """(mono float32 at native rate, native rate) chunks; ``CorruptMedia`` if none."""
         use_soundfile = self.sniffed.format in SOUNDFILE_FORMATS and _sf_info(self.source)
         chunks = self._soundfile_chunks() if use_soundfile else self._av_chunks()
-        got = 0
-        for chunk in chunks:
-            got += len(chunk[0])
-            yield chunk
+        got = damaged = 0
+        try:
+            for mono, sr in chunks:
+                got += len(mono)
+                bad = ~(np.abs(mono) <= MAX_SAMPLE)  # NaN compares false: counted here too
+                if bad.any():
+                    damaged += int(np.count_nonzero(bad))
+                    mono = np.where(bad, np.float32(0.0), mono)
+                yield mono, sr
+        finally:  # also when the reader stops early (max_seconds)
+            if damaged:
+                self.warnings.append(
+                    f"{damaged} audio sample(s) were not numbers or far beyond full scale"
+                    " (damaged data) and were read as silence"
+                )
         if got == 0:
             raise CorruptMedia(f"{self.source.name}: contains no audio samples")
 
@@ -309,7 +327,9 @@ class AudioStream:
                     if not len(data):
                         break
                     read += len(data)
-                    yield data.mean(axis=1, dtype=np.float32), snd.samplerate
+                    with np.errstate(over="ignore", invalid="ignore"):  # damage: see _decoded
+                        mono = data.mean(axis=1, dtype=np.float32)
+                    yield mono, snd.samplerate
 
     def _av_chunks(self) -> Iterator[tuple[np.ndarray, int]]:
         bad_packets = 0
@@ -360,7 +380,10 @@ def _frame_to_mono(frame: av.AudioFrame) -> np.ndarray:
         arr -= 128.0
     if name in _SCALE:
         arr /= _SCALE[name]
-    return arr.mean(axis=0, dtype=np.float32) if arr.shape[0] > 1 else arr[0]
+    if arr.shape[0] == 1:
+        return arr[0]
+    with np.errstate(over="ignore", invalid="ignore"):  # damaged float samples: see _decoded
+        return arr.mean(axis=0, dtype=np.float32)
 
 
 def open_audio_stream(

@@ -39,7 +39,7 @@ DESCRIPTION = (
     " glob such as 'ae-vae*') holds it out of train and validation and tests on all its files"
     " (bundle image-synthetic-loso-SOURCE)."
 )
-CARD_RECIPE = ("epochs", "epoch_size", "batch_size", "lr", "seed")
+CARD_RECIPE = ("epochs", "epoch_size", "batch_size", "lr", "seed", "npr")
 """Recipe fields the card's training command spells out."""
 
 
@@ -57,6 +57,12 @@ def add_parser(sub: Any, name: str) -> argparse.ArgumentParser:
     g.add_argument("--batch-size", type=int, help=RECIPE)
     g.add_argument("--lr", type=float, help=f"head learning rate ({RECIPE})")
     g.add_argument("--seed", type=int, help=RECIPE)
+    g.add_argument(
+        "--npr",
+        action="store_true",
+        default=None,
+        help="input the neighbouring-pixel residual instead of the pixels (an experiment)",
+    )
     g.add_argument(
         "--manifest",
         action="append",
@@ -132,7 +138,11 @@ def bundle_name(leave_out: str | None) -> str:
 def card_command(leave_out: str | None, config) -> str:
     """The training command the card names: the leave-out source and the recipe."""
     fields = [("leave_out", leave_out), *[(f, getattr(config, f)) for f in CARD_RECIPE]]
-    options = [f"--{k.replace('_', '-')} {v}" for k, v in fields if v is not None]
+    options = [
+        f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
+        for k, v in fields
+        if v is not None and v is not False
+    ]
     return " ".join([f"deepfakescan train {MODEL}", *options])
 
 

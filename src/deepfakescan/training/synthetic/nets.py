@@ -44,6 +44,12 @@ class SyntheticNet(nn.Module):
         2 as in Lite0; 1 keeps the full resolution into the first block (4x the compute).
     dropout
         Dropout before the logit, in training only.
+    npr
+        Feed the network the neighbouring-pixel residual (NPR, Tan et al., CVPR 2024) instead
+        of the pixels: ``x - nearest_up(x[::2, ::2])``. Learned 2x upsampling leaves the 2 x 2
+        neighbourhoods of its output correlated in a way a camera's do not, whatever the
+        content; the residual removes most of the content, so the net cannot lean on art vs
+        photo. Part of the graph, so the export and a scan need nothing else.
     """
 
     def __init__(
@@ -53,8 +59,10 @@ class SyntheticNet(nn.Module):
         trunk_blocks: int = TRUNK_BLOCKS,
         stem_stride: int = 2,
         dropout: float = 0.2,
+        npr: bool = False,
     ) -> None:
         super().__init__()
+        self.npr = npr
         lite0 = load_imagenet_lite0() if pretrained else Lite0()
         channels = _block_out_channels(trunk_blocks)
         self.stem_pad = same_pad(3, stem_stride)
@@ -73,9 +81,17 @@ class SyntheticNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) normalised RGB -> (N, 1) logits of "fake"."""
+        if self.npr:
+            x = neighbour_residual(x)
         x = self.act(self.stem_bn(self.stem(self.stem_pad(x))))
         x = self.head(self.blocks(x))
         return self.fc(self.dropout(x.mean(dim=(2, 3))))
 
 
-__all__ = ["HEAD_CHANNELS", "TRUNK_BLOCKS", "SyntheticNet"]
+def neighbour_residual(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W), H and W even -> each pixel minus the top-left pixel of its 2 x 2 cell."""
+    anchor = x[:, :, ::2, ::2]
+    return x - anchor.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+
+
+__all__ = ["HEAD_CHANNELS", "TRUNK_BLOCKS", "SyntheticNet", "neighbour_residual"]

@@ -92,6 +92,8 @@ class TrainConfig:
     leave_out: str | None = None
     """A source (or glob) held out of train and validation (a generalisation run)."""
     weights: dict[str, float] = field(default_factory=lambda: dict(WEIGHTS))
+    npr: bool = False
+    """Input the neighbouring-pixel residual (``nets.neighbour_residual``), an experiment."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,7 @@ def build_model(config: TrainConfig) -> SyntheticNet:
         trunk_blocks=config.trunk_blocks,
         stem_stride=config.stem_stride,
         dropout=config.dropout,
+        npr=config.npr,
     )
 
 
