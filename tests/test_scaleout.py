@@ -41,6 +41,7 @@ from deepfakescan.web import create_app
 from .conftest import brightness_model, face_jpeg, image_card, write_bundle
 from .fixtures import make_video
 from .services import PostgresServer, RedisServer, free_port, service_dir
+from .test_synthetic_detector import red_minus_green_model, synthetic_card
 
 pytest.importorskip("celery")  # the [scale] extra: CI installs it, a bare install skips
 from .test_openapi import check_response
@@ -138,6 +139,10 @@ class Cluster:
     def __init__(self, root: Path, postgres: PostgresServer, redis: RedisServer) -> None:
         self.postgres, self.redis = postgres, redis
         write_bundle(root / "models", "image", brightness_model(), image_card())
+        # the shipped whole-image model would judge these grey test faces too: a stand-in that
+        # finds every whole image real keeps the verdicts the face model's (overrides shipped)
+        real_card = synthetic_card(calibration={"method": "platt", "a": 0.0, "b": -10.0})
+        write_bundle(root / "models", "image-synthetic", red_minus_green_model(), real_card)
         env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPFAKESCAN_")}
         env.update(INTERVALS)
         env.update(
