@@ -132,18 +132,6 @@ def test_manifest_whose_files_are_nowhere_says_where_it_looked_and_how_to_point(
     assert "--data-root" in info.value.message
 
 
-def test_default_data_root_is_the_one_training_reads(monkeypatch):
-    from deepfakescan.evaluation import datasets
-    from deepfakescan.training import paths
-
-    assert (datasets.DATA_ROOT_ENV, datasets.DEFAULT_DATA_ROOT) == (
-        paths.DATA_ROOT_ENV,
-        paths.DEFAULT_DATA_ROOT,
-    )
-    monkeypatch.delenv("DEEPFAKESCAN_DATA_ROOT", raising=False)
-    assert datasets.default_data_root() == paths.data_root()
-
-
 def test_a_clip_listed_frame_by_frame_is_one_video_item(tmp_path):
     touch(tmp_path, "video/real/3.mp4", "video/real/4.mp4", "faces/ffhq-real/x.png")
     (tmp_path / "m.csv").write_text(

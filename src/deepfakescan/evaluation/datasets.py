@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BadInput
+from ..training import paths
 
 REAL = "real"
 FAKE = "fake"
@@ -35,8 +35,6 @@ ASVSPOOF_SPLITS = {"train": "train.trn", "dev": "dev.trl", "eval": "eval.trl"}
 
 FACEFORENSICS_MASKS = "masks"
 
-DATA_ROOT_ENV = "DEEPFAKESCAN_DATA_ROOT"
-DEFAULT_DATA_ROOT = "../shared/data"
 """Where the committed manifests' paths start: the same variable and default as training's
 ``training/paths.py`` (evaluation sits below training and does not import it)."""
 
@@ -107,12 +105,6 @@ def _parse_label(text: str, where: str) -> int:
     raise BadInput(f"{where}: label {text!r} is not real/fake or 0/1 (1 = fake)")
 
 
-def default_data_root() -> Path:
-    """``$DEEPFAKESCAN_DATA_ROOT``, else ``../shared/data``: where the committed training
-    manifests (``data/manifests/*.csv``) start their paths, as training reads them."""
-    return Path(os.environ.get(DATA_ROOT_ENV) or DEFAULT_DATA_ROOT)
-
-
 def _manifest_rows(manifest: Path) -> list[tuple[int, dict[str, str]]]:
     """The manifest's rows with their line numbers; ``BadInput`` for a header without
     ``path`` and ``label``."""
@@ -166,14 +158,14 @@ def load_manifest(manifest: Path, root: Path | None = None) -> list[LabelledItem
     """A CSV with header ``path,label[,family][,source][,frame]``; label real/fake or 0/1.
 
     Paths are relative to ``root`` when given. Otherwise they are relative to the manifest's
-    folder, or, when not one listed file exists there, to :func:`default_data_root` (so the
+    folder, or, when not one listed file exists there, to ``training.paths.data_root()`` (so the
     committed split manifests evaluate from the checkout as they train). Family defaults to
     "fake" for fakes and is always "real" for reals; source defaults to the first folder of
     the path. Rows with a ``frame`` name one frame of a video; a clip listed frame by frame
     is one item (the clip), so each clip counts once.
     """
     rows = _manifest_rows(manifest)
-    bases = [Path(root)] if root is not None else [manifest.parent, default_data_root()]
+    bases = [Path(root)] if root is not None else [manifest.parent, paths.data_root()]
     tried = []
     for base in bases:
         items = _manifest_items(rows, manifest, base)
@@ -185,7 +177,7 @@ def load_manifest(manifest: Path, root: Path | None = None) -> list[LabelledItem
     raise BadInput(
         f"none of the {len(items)} files listed in {manifest} exists under "
         f"{' or '.join(tried)} (first: {rows[0][1].get('path')}); give the folder the paths "
-        f"start from with --data-root (or {DATA_ROOT_ENV})"
+        f"start from with --data-root (or {paths.DATA_ROOT_ENV})"
     )
 
 
